@@ -1,0 +1,67 @@
+# Slotbook developer commands. Everything runs from the project's own .venv.
+#
+#   make run      start Slotbook locally (SQLite + embedded Redis unless configured otherwise)
+#   make test     run the test suite (PYTEST_ARGS="-k something" to narrow it)
+#   make lint     ruff check + ruff format --check
+#   make format   sort imports and format the code
+#   make screenshots  refresh docs/screenshots/ from the browser tests
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamps record that the venv holds what the requirements files ask for; pip runs again only
+# when a requirements file is newer than its stamp.
+STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint format chromium screenshots
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 (python3.11 or python3) is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m app.devserver
+
+# Browser tests drive Debian's chromium. Install it when we can (root with apt-get); otherwise
+# say so and carry on: only the browser tests need it.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium for the browser tests (apt-get)..."; \
+		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then \
+			echo "WARNING: could not install chromium with apt-get; browser tests will fail." >&2; \
+		fi; \
+	else \
+		echo "WARNING: /usr/bin/chromium is missing and cannot be installed here (needs root and apt-get);" \
+			"browser tests will fail. Install Debian's chromium package to run them." >&2; \
+	fi
+
+test: $(DEV_STAMP) chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Refresh the screenshots the README links to (the browser tests take them).
+screenshots: $(DEV_STAMP) chromium
+	SLOTBOOK_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -m browser
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .

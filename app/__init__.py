@@ -1,0 +1,137 @@
+"""Slotbook application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from app.config import PROJECT_ROOT, Config
+from app.extensions import csrf, db, login_manager, migrate
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app. ``config`` defaults to one read from the environment."""
+    config = config or Config()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_object(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "basic"
+
+    from app.public.limits import init_limits
+
+    init_limits(app)
+
+    _import_models()
+    with app.app_context():
+        from app.database import install_sqlite_hooks
+
+        install_sqlite_hooks(db.engine)
+
+    _register_blueprints(app)
+    _register_errors(app)
+    _register_template_helpers(app)
+    _register_write_lock(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _import_models() -> None:
+    """Every model module, so metadata (and Alembic) sees every table."""
+    import app.accounts.models
+    import app.admin.models
+    import app.bookings.models
+    import app.connections.models
+    import app.outbox
+    import app.polls.models  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.accounts.hours_routes import bp as hours_bp
+    from app.accounts.routes import bp as accounts_bp
+    from app.admin.routes import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.bookings.capacity_routes import bp as capacity_bp
+    from app.bookings.routes import bp as bookings_bp
+    from app.calendar.routes import bp as calendar_bp
+    from app.polls.routes import bp as polls_bp
+    from app.public.routes import bp as public_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(hours_bp)
+    app.register_blueprint(bookings_bp)
+    app.register_blueprint(calendar_bp)
+    app.register_blueprint(capacity_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(polls_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(public_bp)
+    # The API authenticates only with bearer tokens, never cookies, so a forged cross-site
+    # request carries no credentials and CSRF tokens have nothing to protect (app/api/auth.py).
+    csrf.exempt(api_bp)
+
+
+def _register_write_lock(app: Flask) -> None:
+    """State-changing requests open their transaction as writers (see app/database.py)."""
+    from app.database import begin_write
+
+    @app.before_request
+    def _writers_first():
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            begin_write()
+
+
+def _register_errors(app: Flask) -> None:
+    from app.api.errors import http_error_response, is_api_request
+
+    def page(code: int, title: str, message: str, exc=None):
+        if exc is not None and is_api_request():  # e.g. an unknown path under /api/: JSON
+            return http_error_response(exc)
+        template = (
+            "errors/_message.html" if request.headers.get("HX-Request") else "errors/page.html"
+        )
+        return render_template(template, code=code, title=title, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return page(
+            400, "Your form expired", "Reload the page and try again. (" + exc.description + ")"
+        )
+
+    @app.errorhandler(403)
+    def forbidden(exc):
+        return page(403, "Not allowed", "You do not have permission to do that.", exc)
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return page(404, "Not found", "There is nothing here, or you may not see it.", exc)
+
+    @app.errorhandler(405)
+    def not_allowed(exc):
+        return page(405, "Not allowed", "That action is not available here.", exc)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from app.accounts.permissions import Perm
+    from app.templating import audit_value, local_time
+
+    app.jinja_env.filters["local"] = local_time
+    app.jinja_env.filters["audit_value"] = audit_value
+    app.jinja_env.globals["Perm"] = Perm

@@ -1,0 +1,127 @@
+"""Account rules: finding users by email, the first owner, roles, API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.accounts.models import ApiToken, Permission, Role, User
+from app.accounts.permissions import BUILTIN_ROLES, OWNER_LOCKED, PERMISSION_LABELS, Perm
+from app.database import utcnow
+from app.extensions import db
+from app.security import hash_token, new_token
+
+
+class AccountError(ValueError):
+    """Input an account operation cannot accept; the message is for people."""
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalars(
+        select(User).where(func.lower(User.email) == normalise_email(email))
+    ).one_or_none()
+
+
+def ensure_roles() -> dict[str, Role]:
+    """Create missing permissions and built-in roles with their defaults; keep edits."""
+    permissions = {p.code: p for p in db.session.scalars(select(Permission))}
+    for perm in Perm:
+        if perm.value not in permissions:
+            permissions[perm.value] = Permission(code=perm.value, label=PERMISSION_LABELS[perm])
+            db.session.add(permissions[perm.value])
+    roles = {r.slug: r for r in db.session.scalars(select(Role))}
+    for slug, (name, perms, is_staff) in BUILTIN_ROLES.items():
+        if slug not in roles:
+            roles[slug] = Role(
+                slug=slug,
+                name=name,
+                builtin=True,
+                is_staff=is_staff,
+                permissions=[permissions[p.value] for p in perms],
+            )
+            db.session.add(roles[slug])
+    db.session.flush()
+    return roles
+
+
+def create_user(
+    email: str,
+    name: str,
+    role_slug: str,
+    password: str | None = None,
+    timezone: str = "Europe/London",
+) -> User:
+    email = normalise_email(email)
+    if "@" not in email:
+        raise AccountError(f"{email or 'An empty address'} is not a valid email address.")
+    if find_user(email) is not None:
+        raise AccountError(f"A user with the email {email} already exists.")
+    roles = ensure_roles()
+    if role_slug not in roles:
+        raise AccountError(f"Unknown role {role_slug!r}.")
+    user = User(
+        email=email, name=name or email.split("@")[0], role=roles[role_slug], timezone=timezone
+    )
+    if password is not None:
+        check_password_strength(password)
+        user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < 10:
+        raise AccountError("Use a password of at least 10 characters.")
+
+
+def set_role_permissions(role: Role, codes: set[str]) -> None:
+    """Replace a role's permissions; the owner always keeps the ones that run the matrix."""
+    unknown = codes - {p.value for p in Perm}
+    if unknown:
+        raise AccountError(f"Unknown permission {sorted(unknown)[0]!r}.")
+    if role.slug == "owner":
+        codes = codes | {p.value for p in OWNER_LOCKED}
+    by_code = {p.code: p for p in db.session.scalars(select(Permission))}
+    role.permissions = [by_code[c] for c in sorted(codes)]
+    db.session.flush()
+
+
+def create_api_token(user: User, name: str = "CLI") -> str:
+    """Store a new token's hash and return the plaintext, which is never stored or shown again."""
+    token = new_token("sb")
+    db.session.add(ApiToken(user=user, name=name, token_hash=hash_token(token), hint=token[-4:]))
+    db.session.flush()
+    return token
+
+
+# How stale ``last_used_at`` may get: recording every call would make every API read a write.
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
+
+
+def api_token(token: str) -> ApiToken | None:
+    """The live token row for a plaintext token (not revoked, its user active), or None."""
+    row = db.session.scalars(
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
+    ).one_or_none()
+    return row if row is not None and row.user.active else None
+
+
+def token_use_is_stale(row: ApiToken) -> bool:
+    return row.last_used_at is None or utcnow() - row.last_used_at >= TOKEN_USE_GRANULARITY
+
+
+def can_manage(actor: User, target: User) -> bool:
+    """An actor may reset the password of someone whose permissions they hold all of, and
+    nobody else: resetting a password is taking over the account, so it must never be a way
+    to gain rights (an administrator cannot take over an owner)."""
+    return actor.can(Perm.USERS_MANAGE) and target.role.permission_codes <= (
+        actor.role.permission_codes
+    )

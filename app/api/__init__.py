@@ -1,0 +1,5 @@
+"""JSON API v1 under /api/v1 (SPEC I1): bearer tokens, JSON errors, an OpenAPI document."""
+
+from app.api.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,307 @@
+"""Which times a booking type can offer, to whom: the database side of the engine (A1–A6, B6).
+
+Loads everything the engine needs for a set of people in a constant number of queries
+(people, working hours, overrides, time off, holds, busy blocks, settings), builds plain
+``scheduling`` values and asks the engine. The same code re-checks a single start inside a
+booking's transaction, so what is offered and what is accepted can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.accounts.models import (
+    PLANNING_GROUP_SLUG,
+    DateOverride,
+    Group,
+    LearnerProfile,
+    TimeOff,
+    User,
+    WorkingHoursRule,
+)
+from app.admin.settings import all_settings
+from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
+from app.connections.models import BLOCKING_STATUSES, BusyBlock
+from app.database import utcnow
+from app.extensions import db
+from app.scheduling.intervals import Interval, covers
+from app.scheduling.rules import BookingWindow, WorkingHours
+from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
+
+Audience = Literal["public", "staff"]
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC_ZONE
+
+
+# --- who is considered (B6) ---------------------------------------------------------
+
+
+def candidate_people(booking_type: BookingType, learner: User | None = None) -> list[User]:
+    """The people a booking type draws availability from. Unconfigured sources give [],
+    never an error (B6)."""
+    source = booking_type.availability_source
+    assigned = _assigned_agent(learner)
+    if source == AvailabilitySource.ASSIGNED_AGENT:
+        return [assigned] if assigned else []
+    if source == AvailabilitySource.GROUP:
+        group = booking_type.availability_group
+        return _active(group.members) if group else []
+    planning = db.session.scalars(
+        select(Group).where(Group.slug == PLANNING_GROUP_SLUG).options(selectinload(Group.members))
+    ).one_or_none()
+    members = _active(planning.members) if planning else []
+    if members:
+        return members
+    return [assigned] if assigned else []
+
+
+def _assigned_agent(learner: User | None) -> User | None:
+    if learner is None:
+        return None
+    profile = db.session.get(LearnerProfile, learner.id)
+    agent = profile.assigned_agent if profile else None
+    return agent if agent is not None and agent.active else None
+
+
+def _active(users: Sequence[User]) -> list[User]:
+    return [u for u in users if u.active]
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def organisation_week(settings: dict) -> dict[int, tuple[tuple[time, time], ...]]:
+    """Working hours of someone who has set none: the organisation's day (A1 defaults, "no
+    early or late hours"), Monday to Friday unless weekends are on."""
+    try:
+        span = (time.fromisoformat(settings["day_start"]), time.fromisoformat(settings["day_end"]))
+    except ValueError:
+        span = (time(8), time(18))
+    if span[1] <= span[0]:
+        span = (time(8), time(18))
+    days = range(7) if settings["weekends_enabled"] else range(5)
+    return {day: (span,) for day in days}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the engine needs, loaded once for a set of people and a range."""
+
+    people: list[Person]
+    request: SlotRequest
+
+
+def _window(booking_type: BookingType, settings: dict, audience: Audience) -> BookingWindow:
+    def pick(own, key):
+        return own if own is not None else settings[key]
+
+    earliest_own = (
+        booking_type.earliest_day_public
+        if audience == "public"
+        else booking_type.earliest_day_staff
+    )
+    return BookingWindow(
+        zone=_zone(settings["organisation_timezone"]),
+        minimum_notice=timedelta(
+            minutes=pick(booking_type.minimum_notice_minutes, "minimum_notice_minutes")
+        ),
+        earliest_day=pick(earliest_own, f"earliest_day_{audience}"),
+        disabled_window=timedelta(
+            minutes=pick(booking_type.disabled_window_minutes, "disabled_window_minutes")
+        ),
+        horizon=timedelta(days=pick(booking_type.horizon_days, "booking_horizon_days")),
+        weekends=pick(booking_type.weekends_enabled, "weekends_enabled"),
+    )
+
+
+def load_context(
+    booking_type: BookingType,
+    people: Sequence[User],
+    start: datetime,
+    end: datetime,
+    *,
+    audience: Audience = "staff",
+    now: datetime | None = None,
+    group_threshold: bool = True,
+    ignore_booking: Booking | None = None,
+) -> Context:
+    """Build engine inputs for ``people`` over [start, end) in six queries, whatever the
+    number of people."""
+    now = now or utcnow()
+    settings = all_settings()
+    ids = [p.id for p in people]
+    pad = timedelta(minutes=booking_type.buffer_before_minutes + booking_type.buffer_after_minutes)
+    lo, hi = start - pad - timedelta(days=1), end + pad + timedelta(days=1)
+
+    weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for rule in db.session.scalars(
+        select(WorkingHoursRule).where(WorkingHoursRule.user_id.in_(ids))
+    ):
+        weekly[rule.user_id][rule.weekday].append((rule.start_time, rule.end_time))
+    overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
+    for row in db.session.scalars(
+        select(DateOverride).where(
+            DateOverride.user_id.in_(ids),
+            DateOverride.day >= (lo - timedelta(days=1)).date(),
+            DateOverride.day <= (hi + timedelta(days=1)).date(),
+        )
+    ):
+        ranges = overrides[row.user_id][row.day]
+        if row.start_time is not None and row.end_time is not None:
+            ranges.append((row.start_time, row.end_time))
+    time_off: dict[int, list[Interval]] = defaultdict(list)
+    for row in db.session.scalars(
+        select(TimeOff).where(
+            TimeOff.user_id.in_(ids), TimeOff.starts_at < hi, TimeOff.ends_at > lo
+        )
+    ):
+        time_off[row.user_id].append(Interval(row.starts_at, row.ends_at))
+
+    busy: dict[int, list[Interval]] = defaultdict(list)
+    load: dict[int, int] = defaultdict(int)
+    per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    zones = {p.id: _zone(p.timezone) for p in people}
+    # Core execution on the session's connection: these two can return thousands of rows,
+    # and the ORM's per-row layer would cost more than the query itself.
+    connection = db.session.connection()
+    holds = connection.execute(
+        select(
+            Hold.person_id, Hold.starts_at, Hold.ends_at, Booking.booking_type_id, Booking.starts_at
+        )
+        .join(Booking, Booking.id == Hold.booking_id)
+        .where(
+            Hold.person_id.in_(ids),
+            Hold.active.is_(True),
+            Hold.starts_at < hi,
+            Hold.ends_at > lo,
+            Hold.booking_id != (ignore_booking.id if ignore_booking else -1),
+        )
+    )
+    for person_id, h_start, h_end, type_id, b_start in holds:
+        busy[person_id].append(Interval(h_start, h_end))
+        load[person_id] += 1
+        if type_id == booking_type.id:
+            per_day[person_id][b_start.astimezone(zones[person_id]).date()] += 1
+    for person_id, b_start, b_end in connection.execute(
+        select(BusyBlock.person_id, BusyBlock.starts_at, BusyBlock.ends_at).where(
+            BusyBlock.person_id.in_(ids),
+            BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
+            BusyBlock.starts_at < hi,
+            BusyBlock.ends_at > lo,
+        )
+    ):
+        busy[person_id].append(Interval(b_start, b_end))
+
+    default_week = organisation_week(settings)
+    engine_people = [
+        Person(
+            id=p.id,
+            hours=WorkingHours(
+                zone=zones[p.id],
+                weekly={day: tuple(r) for day, r in weekly[p.id].items()}
+                if p.id in weekly
+                else default_week,
+                overrides={day: tuple(r) for day, r in overrides[p.id].items()},
+                time_off=tuple(time_off[p.id]),
+            ),
+            busy=tuple(busy[p.id]),
+            load=load[p.id],
+            bookings_per_day=dict(per_day[p.id]),
+        )
+        for p in people
+    ]
+    threshold = settings["slot_availability_percentage"] / 100 if group_threshold else 1.0
+    request = SlotRequest(
+        start=start,
+        end=end,
+        now=now,
+        duration=booking_type.duration,
+        window=_window(booking_type, settings, audience),
+        interval=timedelta(minutes=booking_type.slot_interval_minutes)
+        if booking_type.slot_interval_minutes
+        else None,
+        buffer_before=timedelta(minutes=booking_type.buffer_before_minutes),
+        buffer_after=timedelta(minutes=booking_type.buffer_after_minutes),
+        max_per_day=booking_type.max_per_day,
+        threshold=threshold,
+    )
+    return Context(engine_people, request)
+
+
+# --- answers ------------------------------------------------------------------------
+
+
+def slots_for(
+    booking_type: BookingType,
+    start: datetime,
+    end: datetime,
+    *,
+    audience: Audience = "staff",
+    learner: User | None = None,
+    people: Sequence[User] | None = None,
+    now: datetime | None = None,
+) -> list[Slot]:
+    """Slots of ``booking_type`` in [start, end). ``people`` overrides the type's source and
+    then every one of them must be free (a multi-person booking)."""
+    chosen = list(people) if people is not None else candidate_people(booking_type, learner)
+    if not chosen:
+        return []
+    context = load_context(
+        booking_type,
+        chosen,
+        start,
+        end,
+        audience=audience,
+        now=now,
+        group_threshold=people is None,
+    )
+    return find_slots(context.people, context.request)
+
+
+def unavailable_people(
+    booking_type: BookingType,
+    people: Sequence[User],
+    starts_at: datetime,
+    *,
+    audience: Audience = "staff",
+    now: datetime | None = None,
+    ignore_booking: Booking | None = None,
+) -> list[User]:
+    """Who of ``people`` cannot take a booking of this type at ``starts_at`` (working hours,
+    window, busy time with buffers, max per day). Used inside the booking transaction."""
+    slot = Interval(starts_at, starts_at + booking_type.duration)
+    context = load_context(
+        booking_type,
+        people,
+        slot.start,
+        slot.end,
+        audience=audience,
+        now=now,
+        group_threshold=False,
+        ignore_booking=ignore_booking,
+    )
+    day_counts_ok = {
+        person.id: booking_type.max_per_day is None
+        or person.bookings_per_day.get(starts_at.astimezone(person.hours.zone).date(), 0)
+        < booking_type.max_per_day
+        for person in context.people
+    }
+    blocked = []
+    for user, person in zip(people, context.people, strict=True):
+        if not (day_counts_ok[person.id] and covers(free_intervals(person, context.request), slot)):
+            blocked.append(user)
+    return blocked

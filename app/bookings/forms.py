@@ -1,0 +1,60 @@
+"""Booking forms. Times are entered as local date + time in the viewer's zone."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    EmailField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+
+class WhenForm(FlaskForm):
+    day = DateField("Date", validators=[DataRequired(message="Choose a date.")])
+    start = TimeField("Start time", validators=[DataRequired(message="Choose a start time.")])
+
+
+class BookingForm(WhenForm):
+    booking_type = SelectField("Booking type", coerce=int, validators=[DataRequired()])
+    people = SelectMultipleField(
+        "Held by", coerce=int, validators=[DataRequired(message="Choose at least one person.")]
+    )
+    learner = SelectField("Learner", coerce=int, validators=[Optional()])
+    location_mode = SelectField("Location", validators=[DataRequired()])
+    location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
+    description = TextAreaField("Notes", validators=[Length(max=5000)])
+
+    def validate_location_detail(self, field) -> None:
+        """A remote booking needs the link people will join with (Teams makes its own)."""
+        link = (field.data or "").strip()
+        if self.location_mode.data == "remote" and not link.startswith(("https://", "http://")):
+            raise ValidationError("Enter the meeting link for a remote booking (https://…).")
+
+
+class EditForm(WhenForm):
+    """Edit and reschedule in one form: a new time and the booking's free text."""
+
+    location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
+    description = TextAreaField("Notes", validators=[Length(max=5000)])
+
+
+class RebookForm(WhenForm):
+    kind = SelectField("Kind", choices=[("resit", "Resit"), ("retake", "Retake")])
+
+
+class AttendeeForm(FlaskForm):
+    user_id = SelectField("Person", coerce=int, validators=[Optional()])
+    email = EmailField("Or a guest's email", validators=[Optional(), Length(max=254)])
+    name = StringField("Guest's name", validators=[Optional(), Length(max=200)])
+    shortcut = HiddenField()
+
+
+class ActionForm(FlaskForm):
+    """Empty form: carries the CSRF token of approve / reject / cancel / complete buttons."""

@@ -1,0 +1,145 @@
+"""RQ entry points and the periodic schedule.
+
+Jobs take ids, never objects or secrets; each runs inside an app context and commits once.
+Periodic jobs are enqueued by every worker's ticker, but a Redis ``SET NX`` on the job's
+name and tick number lets only one of them through, and the job id is derived from the same
+tick, so two workers (or a restart) never run one tick twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app, has_app_context
+from redis import Redis
+from rq import Queue
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+_app = None
+
+
+def use_app(app) -> None:
+    """Let jobs run in this app (the worker's) instead of building their own."""
+    global _app
+    _app = app
+
+
+def _worker_app():
+    if _app is None:
+        from app import create_app
+
+        use_app(create_app())
+    return _app
+
+
+def in_app_context(func: Callable) -> Callable:
+    """Run an RQ job inside the app (the worker's own when none is active) and clean up."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return func(*args, **kwargs)
+        with _worker_app().app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+    return wrapper
+
+
+def redis_connection(url: str | None = None) -> Redis:
+    url = url or current_app.config.get("REDIS_URL")
+    if not url:
+        raise ConnectionError("REDIS_URL is not set; background jobs cannot be queued")
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def queue(name: str, connection: Redis | None = None) -> Queue:
+    return Queue(name, connection=connection or redis_connection())
+
+
+# --- outbox -------------------------------------------------------------------------
+
+
+def enqueue_outbox(message_id: int) -> None:
+    from app.outbox import QUEUE_NAME
+
+    queue(QUEUE_NAME).enqueue(
+        deliver_outbox_message,
+        message_id,
+        job_id=f"outbox-{message_id}",
+        result_ttl=60,
+        failure_ttl=86400,
+    )
+
+
+@in_app_context
+def deliver_outbox_message(message_id: int) -> str:
+    from app.outbox import deliver
+
+    return deliver(message_id, current_app.config["OUTBOX_MAX_ATTEMPTS"])
+
+
+@in_app_context
+def sweep_outbox() -> int:
+    from datetime import timedelta
+
+    from app.outbox import sweep
+
+    return sweep(older_than=timedelta(seconds=current_app.config["OUTBOX_SWEEP_AFTER_SECONDS"]))
+
+
+# --- periodic schedule --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    every_seconds: int
+    func: Callable
+    queue: str = "default"
+
+
+@in_app_context
+def release_unconfirmed_bookings() -> int:
+    """S4: cancel visitor bookings not confirmed before their deadline."""
+    from app.database import begin_write
+    from app.public.service import release_unconfirmed
+
+    begin_write()
+    released = release_unconfirmed()
+    db.session.commit()
+    return released
+
+
+SCHEDULE: list[Periodic] = [
+    Periodic("outbox-sweep", 60, sweep_outbox),
+    Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
+]
+
+
+def tick(
+    connection: Redis, now: float | None = None, schedule: list[Periodic] = SCHEDULE
+) -> list[str]:
+    """Enqueue each periodic job whose tick has come and that no other worker has claimed.
+
+    Returns the job ids this call enqueued.
+    """
+    now = time.time() if now is None else now
+    enqueued = []
+    for job in schedule:
+        number = int(now // job.every_seconds)
+        claim = f"slotbook:periodic:{job.name}:{number}"
+        if connection.set(claim, "1", nx=True, ex=job.every_seconds * 2):
+            job_id = f"periodic-{job.name}-{number}"
+            Queue(job.queue, connection=connection).enqueue(job.func, job_id=job_id, result_ttl=600)
+            enqueued.append(job_id)
+    return enqueued

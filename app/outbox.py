@@ -1,0 +1,172 @@
+"""The transactional outbox: side effects are rows first, jobs second.
+
+A service adds ``OutboxMessage`` rows in the same transaction as the change they describe.
+After the commit, new rows are pushed to RQ; if Redis is down nothing is lost, because the
+periodic sweeper re-enqueues every row that is not done. Delivery takes the row, skips it if
+it is already done and runs the handler registered for its kind, so running a row twice is
+harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import JSON, Integer, String, Text, event, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.database import UTCDateTime, begin_write, utcnow
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+QUEUE_NAME = "outbox"
+UNHANDLED_RETRY = timedelta(hours=1)
+
+Handler = Callable[["OutboxMessage"], None]
+_handlers: dict[str, list[Handler]] = {}
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(80), index=True)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(10), default=PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def handles(*kinds: str) -> Callable[[Handler], Handler]:
+    """Register a handler for one or more message kinds (later features plug in here)."""
+
+    def register(func: Handler) -> Handler:
+        for kind in kinds:
+            if func not in _handlers.setdefault(kind, []):
+                _handlers[kind].append(func)
+        return func
+
+    return register
+
+
+def handlers_for(kind: str) -> list[Handler]:
+    """Exact kind first, then the wildcard of its family ("booking.*"), then "*"."""
+    family = kind.split(".", 1)[0] + ".*"
+    return [h for k in (kind, family, "*") for h in _handlers.get(k, [])]
+
+
+def emit(kind: str, **payload: object) -> OutboxMessage:
+    """Add a message to the current transaction; it is enqueued only if the commit succeeds."""
+    message = OutboxMessage(kind=kind, payload=payload)
+    db.session.add(message)
+    return message
+
+
+# --- enqueue after commit -------------------------------------------------------------
+
+_NEW_IDS = "slotbook_new_outbox_ids"
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_new(session: Session, _context) -> None:
+    new_ids = session.info.setdefault(_NEW_IDS, set())
+    new_ids.update(obj.id for obj in session.new if isinstance(obj, OutboxMessage))
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: wait for the real commit
+    ids = session.info.pop(_NEW_IDS, None)
+    if ids:
+        enqueue_ids(sorted(ids))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # ids of a rolled-back savepoint stay; delivery skips rows that do not exist
+    session.info.pop(_NEW_IDS, None)
+
+
+def enqueue_ids(ids: list[int]) -> int:
+    """Push rows to RQ; a Redis failure is logged and left to the sweeper. Returns the count."""
+    from app.jobs import enqueue_outbox  # jobs imports services; keep this edge lazy
+
+    try:
+        for message_id in ids:
+            enqueue_outbox(message_id)
+    except Exception as exc:  # redis.ConnectionError, TimeoutError, no REDIS_URL …
+        log.warning(
+            "outbox: could not enqueue %d message(s), sweeper will retry: %s", len(ids), exc
+        )
+        return 0
+    return len(ids)
+
+
+def sweep(older_than: timedelta | None = None) -> int:
+    """Re-enqueue rows that are not done and are due; returns how many were pushed."""
+    now = utcnow()
+    query = select(OutboxMessage.id).where(
+        OutboxMessage.status == PENDING, OutboxMessage.available_at <= now
+    )
+    if older_than is not None:
+        query = query.where(OutboxMessage.created_at <= now - older_than)
+    ids = list(db.session.scalars(query.order_by(OutboxMessage.id)))
+    return enqueue_ids(ids) if ids else 0
+
+
+def deliver(message_id: int, max_attempts: int = 8) -> str:
+    """Run the handlers of one row at most once to success; return its status afterwards.
+
+    The row is taken under the write lock (SQLite) or ``FOR UPDATE`` (PostgreSQL), so two
+    workers given the same id cannot both run it. A failing handler leaves the row pending
+    with an exponential back-off until ``max_attempts``, then marks it failed.
+    """
+    begin_write()
+    message = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
+    ).one_or_none()
+    if message is None or message.status != PENDING:
+        db.session.rollback()
+        return message.status if message else "missing"
+    handlers = handlers_for(message.kind)
+    if not handlers:
+        # Nothing consumes this kind yet (e.g. visitor links before the mailer exists): keep
+        # the row, look again in an hour, and never call it done with nobody having seen it.
+        message.last_error = f"no handler registered for {message.kind!r} yet"
+        message.available_at = utcnow() + UNHANDLED_RETRY
+        db.session.commit()
+        return PENDING
+    message.attempts += 1
+    try:
+        with db.session.begin_nested():
+            for handler in handlers:
+                handler(message)
+    except Exception as exc:
+        log.exception("outbox: message %s (%s) failed", message.id, message.kind)
+        message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if message.attempts >= max_attempts:
+            message.status = FAILED
+        else:
+            message.available_at = utcnow() + timedelta(seconds=min(3600, 2**message.attempts * 15))
+    else:
+        message.status = DONE
+        message.done_at = utcnow()
+        message.last_error = None
+    status = message.status
+    db.session.commit()
+    return status
+
+
+@handles("booking.*", "attendee.*")
+def log_booking_message(message: OutboxMessage) -> None:
+    """Placeholder consumer until write-back and notifications plug in: record delivery."""
+    log.info("outbox delivered %s id=%s payload=%s", message.kind, message.id, message.payload)

@@ -1,0 +1,1 @@
+"""Public self-scheduling (SPEC S1-S5): landing page, slot picker, confirm and manage links."""

@@ -1,0 +1,265 @@
+"""The public booking flow: what visitors may book, and booking, confirming, releasing,
+rescheduling and cancelling on their behalf (actor ``None``: the system acting for a
+tokenised visitor). Flushes, never commits: routes and jobs commit once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import url_for
+from sqlalchemy import func, or_, select
+
+from app.accounts.models import User
+from app.admin.settings import all_settings
+from app.bookings import service as bookings
+from app.bookings.availability import slots_for
+from app.bookings.models import HOLDING_STATUSES, AuditEntry, Booking, BookingType
+from app.database import utcnow
+from app.extensions import db
+from app.outbox import emit
+from app.public.models import LinkToken, PublicBooking
+from app.public.tokens import Purpose, issue, move_expiry
+
+UTC = ZoneInfo("UTC")
+
+
+class JustTaken(Exception):
+    """The slot went to someone else (or is no longer offered)."""
+
+
+class OverDailyLimit(Exception):
+    """The contact already has the maximum number of bookings on that day (S3)."""
+
+
+def zone_or_default(name: str | None, default: str = "UTC") -> ZoneInfo:
+    for candidate in (name, default, "UTC"):
+        if candidate and candidate in _zone_names():
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return UTC
+
+
+_ZONES: list[str] = []
+
+
+def _zone_names() -> set[str]:
+    return set(zone_names())
+
+
+def zone_names() -> list[str]:
+    if not _ZONES:
+        _ZONES.extend(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
+    return _ZONES
+
+
+def public_types() -> list[BookingType]:
+    rows = db.session.scalars(
+        select(BookingType).where(BookingType.active.is_(True)).order_by(BookingType.name)
+    )
+    return [t for t in rows if "public" in (t.bookable_by or [])]
+
+
+def public_type(slug: str) -> BookingType | None:
+    return next((t for t in public_types() if t.slug == slug), None)
+
+
+def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def offered_slots(kind: BookingType, start: datetime, end: datetime):
+    return slots_for(kind, start, end, audience="public")
+
+
+def slot_at(kind: BookingType, starts_at: datetime):
+    """The offered slot starting at ``starts_at``, or None."""
+    for slot in offered_slots(kind, starts_at, starts_at + kind.duration):
+        if slot.start == starts_at:
+            return slot
+    return None
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str | None
+    phone: str | None
+    timezone: str
+
+
+def _contact_bookings_on(contact: Contact, day_start: datetime, day_end: datetime):
+    matches = []
+    if contact.email:
+        matches.append(func.lower(PublicBooking.contact_email) == contact.email.lower())
+    if contact.phone:
+        matches.append(PublicBooking.contact_phone == contact.phone)
+    if not matches:
+        return []
+    return list(
+        db.session.scalars(
+            select(Booking)
+            .join(PublicBooking, PublicBooking.booking_id == Booking.id)
+            .where(
+                or_(*matches),
+                Booking.status.in_([s.value for s in HOLDING_STATUSES]),
+                Booking.starts_at >= day_start,
+                Booking.starts_at < day_end,
+            )
+            .order_by(Booking.starts_at)
+        )
+    )
+
+
+def manage_url(token: str) -> str:
+    return url_for("public.manage", token=token, _external=True)
+
+
+def confirm_url(token: str) -> str:
+    return url_for("public.confirm", token=token, _external=True)
+
+
+def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime | None = None):
+    """Book the first free person of the slot for a visitor; returns ``(booking, record)``.
+
+    Raises ``OverDailyLimit`` (after re-sending the manage links of that day's bookings through
+    the outbox) or ``JustTaken``. Runs inside the request's write transaction, so the
+    availability re-check in ``create_booking`` cannot race (B5).
+    """
+    now = now or utcnow()
+    settings = all_settings()
+    org_zone = zone_or_default(str(settings["organisation_timezone"]))
+    limit = int(settings["max_bookings_per_contact_per_day"])
+    if limit > 0:
+        lo, hi = local_day_bounds(starts_at.astimezone(org_zone).date(), org_zone)
+        earlier = _contact_bookings_on(contact, lo, hi)
+        if len(earlier) >= limit:
+            resend_manage_links(earlier, contact)
+            raise OverDailyLimit()
+    slot = slot_at(kind, starts_at)
+    if slot is None or not slot.people:
+        raise JustTaken()
+    person = db.session.get(User, slot.people[0])
+    guests = [bookings.Guest(contact.email, contact.name)] if contact.email else []
+    try:
+        with db.session.begin_nested():
+            booking = bookings.create_booking(
+                None,
+                kind,
+                starts_at,
+                [person],
+                guests=guests,
+                check_availability=True,
+                audience="public",
+                description=f"Booked online by {contact.name}",
+            )
+    except bookings.ConflictError as exc:  # UnavailableError is one too
+        raise JustTaken() from exc
+    timeout = int(settings["confirmation_timeout_minutes"])
+    record = PublicBooking(
+        booking=booking,
+        contact_name=contact.name,
+        contact_email=contact.email,
+        contact_phone=contact.phone,
+        visitor_timezone=contact.timezone,
+        pending_confirmation=timeout > 0,
+        confirm_deadline=now + timedelta(minutes=timeout) if timeout > 0 else None,
+    )
+    db.session.add(record)
+    manage = issue(booking, Purpose.MANAGE, booking.ends_at)
+    payload = dict(
+        booking_id=booking.id,
+        email=contact.email,
+        phone=contact.phone,
+        name=contact.name,
+        timezone=contact.timezone,
+        manage_url=manage_url(manage),
+    )
+    if timeout > 0:
+        confirm = issue(booking, Purpose.CONFIRM, record.confirm_deadline)
+        emit(
+            "public.confirmation_requested",
+            confirm_url=confirm_url(confirm),
+            deadline=record.confirm_deadline.isoformat(),
+            **payload,
+        )
+    else:
+        emit("public.booking_created", **payload)
+    db.session.flush()
+    return booking, record
+
+
+def resend_manage_links(earlier: list[Booking], contact: Contact) -> None:
+    """Fresh manage links for ``earlier`` bookings, sent to the contact on file, never shown."""
+    for booking in earlier:
+        record = db.session.get(PublicBooking, booking.id)
+        token = issue(booking, Purpose.MANAGE, booking.ends_at)
+        emit(
+            "public.manage_link_resent",
+            booking_id=booking.id,
+            email=record.contact_email if record else None,
+            phone=record.contact_phone if record else None,
+            manage_url=manage_url(token),
+        )
+
+
+def confirm(record: PublicBooking) -> None:
+    record.pending_confirmation = False
+    record.confirm_deadline = None
+    db.session.add(AuditEntry(booking=record.booking, action="visitor_confirmed", changes={}))
+    emit("public.booking_confirmed", booking_id=record.booking_id)
+    db.session.flush()
+
+
+def cancel(booking: Booking) -> None:
+    bookings.cancel(None, booking)
+    db.session.flush()
+
+
+def reschedule(booking: Booking, starts_at: datetime) -> None:
+    """Move to another offered slot; raises ``JustTaken`` when the slot is gone."""
+    try:
+        with db.session.begin_nested():
+            bookings.reschedule(
+                None, booking, starts_at, check_availability=True, audience="public"
+            )
+    except bookings.ConflictError as exc:
+        raise JustTaken() from exc
+    move_expiry(booking, Purpose.MANAGE, booking.ends_at)
+    db.session.flush()
+
+
+def release_unconfirmed(now: datetime | None = None) -> int:
+    """Cancel visitor bookings whose confirmation deadline passed (S4); audited "released"."""
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(PublicBooking).where(
+            PublicBooking.pending_confirmation.is_(True), PublicBooking.confirm_deadline <= now
+        )
+    ).all()
+    released = 0
+    for record in rows:
+        record.pending_confirmation = False
+        booking = record.booking
+        for row in db.session.scalars(
+            select(LinkToken).where(LinkToken.booking_id == booking.id, LinkToken.used_at.is_(None))
+        ):
+            row.used_at = now  # released: neither link works any more
+        if booking.status in {"provisional", "confirmed"}:
+            bookings.cancel(None, booking)
+            db.session.add(
+                AuditEntry(
+                    booking=booking,
+                    action="released",
+                    changes={"reason": [None, "not confirmed in time"]},
+                )
+            )
+            released += 1
+    db.session.flush()
+    return released

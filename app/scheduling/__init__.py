@@ -1,0 +1,1 @@
+"""The pure scheduling engine: no Flask, no SQLAlchemy, only aware datetimes and intervals."""

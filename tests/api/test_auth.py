@@ -1,0 +1,228 @@
+"""Bearer tokens, and only bearer tokens, open the API; permissions are checked per route."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.accounts.models import ApiToken, User
+from app.database import begin_write, utcnow
+from app.extensions import db
+from tests.api.conftest import (
+    Api,
+    assert_error,
+    iso,
+    london,
+    snapshot,
+    unchanged,
+    winter_monday,
+)
+from tests.conftest import login
+
+PUBLIC = {"api.openapi"}
+
+
+def _requests(world) -> list[tuple[str, str, str, dict | None, int]]:
+    """(endpoint, method, url, json, status when allowed) for every protected API route,
+    each valid for the booking manager."""
+    day = winter_monday()
+    mine = world.book(world.manager, [world.agent], london(day, 9))
+    other = world.book(world.manager, [world.agent], london(day, 11))
+    window = f"start={iso(london(day, 0))}&end={iso(london(day + timedelta(days=1), 0))}"
+    window = window.replace("+", "%2B")
+    return [
+        ("api.booking_types", "GET", "/api/v1/booking-types", None, 200),
+        (
+            "api.availability",
+            "GET",
+            f"/api/v1/availability?booking_type=review&{window}&tz=Europe/London",
+            None,
+            200,
+        ),
+        ("api.people", "GET", "/api/v1/people", None, 200),
+        ("api.list_bookings", "GET", f"/api/v1/bookings?{window}", None, 200),
+        (
+            "api.create_booking",
+            "POST",
+            "/api/v1/bookings",
+            {"booking_type": "review", "start": iso(london(day, 14)), "people": [world.agent.id]},
+            201,
+        ),
+        ("api.get_booking", "GET", f"/api/v1/bookings/{mine.id}", None, 200),
+        (
+            "api.update_booking",
+            "PATCH",
+            f"/api/v1/bookings/{mine.id}",
+            {"description": "Bring the portfolio."},
+            200,
+        ),
+        ("api.cancel_booking", "POST", f"/api/v1/bookings/{other.id}/cancel", None, 200),
+    ]
+
+
+def _send(client, method: str, url: str, body, headers: dict):
+    return client.open(url, method=method, json=body, headers=headers)
+
+
+def _revoke(app, user_id: int) -> None:
+    with app.app_context():
+        begin_write()
+        for row in db.session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)):
+            row.revoked_at = utcnow()
+        db.session.commit()
+
+
+def _disable(app, user_id: int) -> None:
+    with app.app_context():
+        begin_write()
+        db.session.get(User, user_id).active = False
+        db.session.commit()
+
+
+def test_every_route_refuses_callers_without_a_valid_token(app, factory, world):
+    """Each protected route: no token, a wrong scheme, a garbage token, a revoked token, a
+    disabled user's token and a signed-in browser session all get 401 JSON and write nothing;
+    the valid token then works."""
+    owner = factory.user("owner", email="owner@example.test")
+    browser = app.test_client()
+    login(browser, owner.email)  # a live session cookie of the most powerful user
+    revoked_user = factory.user("booking-manager", email="gone@example.test")
+    revoked = world.token_for(revoked_user)
+    _revoke(app, revoked_user.id)
+    disabled_user = factory.user("booking-manager", email="off@example.test")
+    disabled = world.token_for(disabled_user)
+    _disable(app, disabled_user.id)
+    valid = world.tokens[world.manager.id]
+
+    requests = _requests(world)
+    protected = {r.endpoint for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")}
+    assert protected - PUBLIC == {endpoint for endpoint, *_ in requests}
+
+    cases = {
+        "no token": (world.client, {}),
+        "basic auth": (world.client, {"Authorization": "Basic b3duZXI6cGFzc3dvcmQ="}),
+        "empty bearer": (world.client, {"Authorization": "Bearer "}),
+        "garbage token": (world.client, {"Authorization": "Bearer sb_not-a-real-token"}),
+        "revoked token": (world.client, {"Authorization": f"Bearer {revoked}"}),
+        "disabled user": (world.client, {"Authorization": f"Bearer {disabled}"}),
+        "session cookie only": (browser, {}),
+    }
+    failures = []
+    for endpoint, method, url, body, ok in requests:
+        before = snapshot(app)
+        for label, (client, headers) in cases.items():
+            response = _send(client, method, url, body, headers)
+            if response.status_code != 401 or not response.is_json:
+                failures.append(f"{endpoint} with {label}: {response.status_code}")
+                continue
+            if response.get_json()["error"] != "unauthorized":
+                failures.append(f"{endpoint} with {label}: {response.get_json()}")
+            if not response.headers.get("WWW-Authenticate", "").startswith("Bearer"):
+                failures.append(f"{endpoint} with {label}: no Bearer challenge")
+        if not unchanged(app, before):
+            failures.append(f"{endpoint}: refused requests wrote something")
+        response = _send(world.client, method, url, body, {"Authorization": f"Bearer {valid}"})
+        if response.status_code != ok:
+            failures.append(f"{endpoint} with a valid token: {response.status_code}, want {ok}")
+    assert not failures, "\n".join(failures)
+    assert browser.get("/bookings").status_code == 200  # the session itself still works
+
+
+def test_bearer_scheme_is_case_insensitive_and_cookie_never_needed(world):
+    """'bearer' works like 'Bearer', and API responses set no session cookie."""
+    token = world.tokens[world.agent.id]
+    response = world.client.get(
+        "/api/v1/booking-types", headers={"Authorization": f"bearer  {token}"}
+    )
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_session_plus_someone_elses_token_acts_as_the_token(app, factory, world):
+    """With an owner's session cookie and a learner's token, the learner is who acts."""
+    owner = factory.user("owner", email="owner@example.test")
+    login(world.client, owner.email)
+    response = Api(world.client, world.tokens[world.learner.id]).get("/api/v1/people")
+    assert_error(response, 403, "forbidden")
+
+
+def test_last_used_at_is_committed(app, world):
+    """A successful call records when the token was last used, even a read-only call."""
+    with app.app_context():
+        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
+        assert row.last_used_at is None
+    world.api(world.agent).get("/api/v1/booking-types")
+    with app.app_context():
+        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
+        assert row.last_used_at is not None and utcnow() - row.last_used_at < timedelta(minutes=1)
+        first_use = row.last_used_at
+    # Within the minute, further reads stay reads: the recorded time does not move.
+    world.api(world.agent).get("/api/v1/booking-types")
+    with app.app_context():
+        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
+        assert row.last_used_at == first_use
+
+
+def test_the_openapi_document_needs_no_token(world):
+    """The document is public: it describes the API, not anyone's data."""
+    response = world.client.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.get_json()["openapi"].startswith("3.1")
+
+
+# --- permissions -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        (
+            "GET",
+            "/api/v1/availability?booking_type=review&start=2030-01-07T00:00Z"
+            "&end=2030-01-08T00:00Z&tz=UTC",
+        ),
+        ("GET", "/api/v1/people"),
+        ("POST", "/api/v1/bookings"),
+    ],
+)
+def test_a_learner_is_forbidden_staff_routes(app, world, method, url):
+    """A learner's token: 403 forbidden on availability, people and creating, nothing written."""
+    before = snapshot(app)
+    body = {"booking_type": "review", "start": "2030-01-07T10:00:00Z", "people": [world.agent.id]}
+    response = world.api(world.learner).client.open(
+        url,
+        method=method,
+        json=body if method == "POST" else None,
+        headers={"Authorization": f"Bearer {world.tokens[world.learner.id]}"},
+    )
+    assert_error(response, 403, "forbidden")
+    assert unchanged(app, before)
+
+
+def test_an_agent_cannot_book_someone_else_without_assign(app, world):
+    """Agents lack bookings.assign: booking a colleague is 403 and writes nothing; booking
+    themself works."""
+    day = winter_monday()
+    api = world.api(world.agent)
+    before = snapshot(app)
+    body = {"booking_type": "review", "start": iso(london(day, 10))}
+    response = api.post("/api/v1/bookings", json={**body, "people": [world.colleague.id]})
+    assert_error(response, 403, "forbidden")
+    assert unchanged(app, before)
+    response = api.post("/api/v1/bookings", json={**body, "people": [world.agent.id]})
+    assert response.status_code == 201, response.get_json()
+
+
+def test_an_agent_cannot_approve(app, world):
+    """Approving needs bookings.approve: an agent's PATCH status=confirmed on their own
+    provisional booking is 403; the manager's works."""
+    day = winter_monday()
+    booking = world.book(world.manager, [world.agent], london(day, 10), kind=world.approval)
+    before = snapshot(app)
+    url = f"/api/v1/bookings/{booking.id}"
+    assert_error(world.api(world.agent).patch(url, json={"status": "confirmed"}), 403, "forbidden")
+    assert unchanged(app, before)
+    response = world.api(world.manager).patch(url, json={"status": "confirmed"})
+    assert response.status_code == 200 and response.get_json()["status"] == "confirmed"

@@ -1,0 +1,145 @@
+"""The worker: periodic jobs once per tick across workers, and ``worker.py --burst`` for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+
+from app import config as app_config
+from app import create_app, jobs
+from app.config import PROJECT_ROOT
+from app.database import begin_write
+from app.extensions import db
+from app.outbox import DONE, PENDING, QUEUE_NAME, OutboxMessage
+from tests.conftest import Factory, at, free_port
+
+T = 60 * 29_000_000  # a tick boundary of the 60 s outbox sweep
+# The sweep alone: other periodic jobs (e.g. public-release-unconfirmed) tick the same way.
+SWEEP = [p for p in jobs.SCHEDULE if p.name == "outbox-sweep"]
+
+
+def test_two_workers_enqueue_each_tick_once(redis, redis_url):
+    """Two workers ticking the same instant enqueue one job; the next tick enqueues one more."""
+    workers = [Redis.from_url(redis_url) for _ in range(2)]
+    barrier = threading.Barrier(len(workers))
+    results: list[list[str]] = []
+
+    def run(connection: Redis) -> None:
+        barrier.wait(timeout=30)
+        results.append(jobs.tick(connection, now=T, schedule=SWEEP))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    first = f"periodic-outbox-sweep-{T // 60}"
+    assert sorted(results, key=len) == [[], [first]]
+
+    # Restarted, or a second worker with a clock a little ahead: still the same tick.
+    assert jobs.tick(workers[0], now=T, schedule=SWEEP) == []
+    assert jobs.tick(workers[1], now=T + 30, schedule=SWEEP) == []
+
+    second = f"periodic-outbox-sweep-{T // 60 + 1}"
+    assert jobs.tick(workers[1], now=T + 60, schedule=SWEEP) == [second]
+    assert jobs.tick(workers[0], now=T + 61, schedule=SWEEP) == []
+    assert Queue("default", connection=redis).job_ids == [first, second]
+
+
+def test_worker_burst_delivers_rows_left_by_a_redis_outage(
+    database_url, redis, redis_url, tmp_path
+):
+    """``python worker.py --burst`` picks up rows that could not be queued, and exits 0."""
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app(app_config.TestConfig(database_url, unreachable))
+    with app.app_context():
+        from app.accounts.service import ensure_roles
+
+        begin_write()
+        ensure_roles()
+        db.session.commit()
+        db.session.remove()
+    factory = Factory(app)
+    manager = factory.user("booking-manager")
+    agent = factory.user("agent")
+    booking = factory.booking(manager, factory.booking_type(), at(2), [agent])
+
+    def rows():
+        with app.app_context():
+            found = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+            db.session.remove()
+            return found
+
+    assert [(r.kind, r.status) for r in rows()] == [("booking.created", PENDING)]
+    assert rows()[0].payload["booking_id"] == booking.id
+    assert Queue(QUEUE_NAME, connection=redis).count == 0
+
+    env = {
+        **os.environ,
+        "SLOTBOOK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
+    }
+    done = subprocess.run(
+        [sys.executable, "worker.py", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(r.status, r.attempts) for r in rows()] == [(DONE, 1)]
+    assert Queue(QUEUE_NAME, connection=redis).count == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_long_running_worker_ticks_and_survives_idle_time(
+    app, database_url, redis, redis_url, tmp_path
+):
+    """``python worker.py`` claims the periodic sweep, stays up while idle, stops on SIGTERM.
+
+    It once quit after five idle seconds: the ticker opened a pooled Redis connection with a
+    short socket timeout before RQ could raise it for its blocking dequeue.
+    """
+    import signal
+    import time
+
+    env = {
+        **os.environ,
+        "SLOTBOOK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "worker.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        started = time.monotonic()
+        while not redis.keys("slotbook:periodic:outbox-sweep:*"):
+            assert worker.poll() is None, worker.stdout.read()[-3000:]
+            assert time.monotonic() - started < 60, "the ticker never claimed a tick"
+            time.sleep(0.2)
+        while time.monotonic() - started < 8:  # past the 5 s socket timeout that killed it
+            assert worker.poll() is None, worker.stdout.read()[-3000:]
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    output = worker.stdout.read()
+    assert "Redis connection timeout" not in output

@@ -1,0 +1,70 @@
+"""Background worker: RQ on Redis plus the periodic schedule (SPEC I3).
+
+    python worker.py            run until stopped (Ctrl-C)
+    python worker.py --burst    run the due outbox rows and whatever is queued, then exit
+
+Every worker process ticks the periodic schedule; a Redis claim per tick means a second
+worker never doubles a periodic job (see ``app.jobs.tick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+from rq import SimpleWorker
+
+from app import create_app
+from app.extensions import db
+from app.jobs import SCHEDULE, queue, redis_connection, tick, use_app
+from app.outbox import QUEUE_NAME, sweep
+
+QUEUES = [QUEUE_NAME, "default"]
+log = logging.getLogger("slotbook.worker")
+
+
+def _ticker(connection, stop: threading.Event, every: float = 5.0) -> None:
+    while not stop.is_set():
+        try:
+            tick(connection, schedule=SCHEDULE)
+        except Exception:  # Redis blips must not kill the ticker thread
+            log.exception("periodic tick failed")
+        stop.wait(every)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--burst", action="store_true", help="process what is due, then exit")
+    args = parser.parse_args(argv)
+
+    app = create_app()
+    use_app(app)  # jobs push their own app context around each run
+    with app.app_context():
+        connection = redis_connection()
+        if args.burst:
+            pushed = sweep()  # every pending row that is due, however new
+            db.session.commit()
+            log.info("burst: %d outbox message(s) queued", pushed)
+        db.session.remove()
+    queues = [queue(name, connection) for name in QUEUES]
+    if args.burst:
+        SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
+        return 0
+    # Build the worker before anything opens a pooled connection: RQ raises the pool's socket
+    # timeout above its blocking dequeue time, and only connections opened after that get it.
+    # A connection opened first (by the ticker) kept the 5 s timeout, so an idle worker quit.
+    worker = SimpleWorker(queues, connection=connection)
+    stop = threading.Event()
+    threading.Thread(target=_ticker, args=(connection, stop), daemon=True).start()
+    try:
+        worker.work(with_scheduler=True, logging_level="INFO")
+    finally:
+        stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
