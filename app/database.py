@@ -2,15 +2,16 @@
 
 SQLite has no row locks. A booking must check for overlaps and insert its holds as one
 atomic step, so write requests open their transaction with ``BEGIN IMMEDIATE``: the second
-writer waits (busy timeout) instead of reading a snapshot that is already stale. PostgreSQL
-needs none of this: the exclusion constraint on holds decides there.
+writer waits (busy timeout) instead of reading a snapshot that is already stale. On
+PostgreSQL the exclusion constraint on holds decides, and per-person advisory locks
+(``lock_people``) keep concurrent writers from deadlocking on it.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -103,3 +104,25 @@ def begin_write() -> None:
         return
     session.connection(execution_options={IMMEDIATE: True})
 
+
+PERSON_LOCK_NAMESPACE = 0x5107  # keeps our advisory locks apart from any other application's
+
+
+def lock_people(person_ids) -> None:
+    """Serialise writers that change the same people's time (PostgreSQL advisory locks).
+
+    Two transactions inserting overlapping rows under an exclusion constraint can each wait
+    for the other and be aborted as a deadlock, rather than one of them getting the clean
+    constraint violation. Taking a per-person lock first, always in ascending id order, makes
+    the later writer wait for the earlier one's commit; its re-check then sees the committed
+    hold and reports a conflict. SQLite needs nothing: ``begin_write`` already holds the
+    database write lock.
+    """
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        return
+    for person_id in sorted(set(person_ids)):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :person)"),
+            {"namespace": PERSON_LOCK_NAMESPACE, "person": person_id},
+        )

@@ -30,7 +30,7 @@ from app.bookings.models import (
     LocationMode,
     Status,
 )
-from app.database import begin_write, utcnow
+from app.database import begin_write, lock_people, utcnow
 from app.extensions import db
 from app.outbox import emit
 
@@ -112,8 +112,9 @@ def _sync_holds(booking: Booking) -> None:
     """Make the booking's holds match its people and time, or raise ``ConflictError``.
 
     On SQLite the caller holds the write lock (``begin_write``), so the re-check cannot race.
-    On PostgreSQL the exclusion constraint is the final word: a concurrent insert that slips
-    past the check fails at flush and becomes the same ``ConflictError``.
+    On PostgreSQL ``lock_people`` makes concurrent writers for the same people take turns, so
+    the re-check sees the winner's committed hold; the exclusion constraint stays the final
+    word, and an insert that still slips past the check becomes the same ``ConflictError``.
 
     The hold changes are made *inside* the savepoint: ``begin_nested()`` flushes whatever is
     pending before it emits SAVEPOINT, so holds added before it would be inserted outside the
@@ -122,6 +123,7 @@ def _sync_holds(booking: Booking) -> None:
     """
     begin_write()
     people = booking.internal_people if booking.status in HOLDING_STATUSES else []
+    lock_people(p.id for p in people)
     start, end = _hold_period(booking)
     clashes = _conflicting_people(people, start, end, booking)
     if clashes:

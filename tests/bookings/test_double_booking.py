@@ -1,8 +1,9 @@
 """B5 under concurrency: one agent, many simultaneous overlapping bookings, one winner.
 
 SQLite serialises writers with ``BEGIN IMMEDIATE`` (``begin_write``) so the service's overlap
-check and hold insert are atomic; PostgreSQL relies on the ``no_overlapping_holds`` exclusion
-constraint. The same tests run on both (``TEST_DATABASE_URL`` switches to PostgreSQL).
+check and hold insert are atomic; PostgreSQL takes per-person advisory locks and relies on
+the ``no_overlapping_holds`` exclusion constraint. The same tests run on both
+(``TEST_DATABASE_URL`` switches to PostgreSQL).
 """
 
 from __future__ import annotations
@@ -283,3 +284,71 @@ def test_overlap_refused_below_the_service(app, factory, database_url):
         ).all()
         assert [h.booking_id for h in active] == [held.id]
         db.session.remove()
+
+
+def test_second_writer_waits_for_the_first_and_sees_its_hold(app, factory, database_url):
+    """A writer for the same person waits for the first one's commit, then gets a conflict.
+
+    On PostgreSQL the wait is on the per-person advisory lock (``lock_people``): without it
+    both writers can insert under the exclusion constraint at once and one is aborted as a
+    deadlock instead of being told about the conflict. On SQLite the wait is the write lock.
+    """
+    from app.accounts.models import User
+    from app.bookings import service
+    from app.bookings.models import BookingType
+    from app.database import PERSON_LOCK_NAMESPACE
+
+    manager = factory.user("booking-manager")
+    agent = factory.user("agent", name="Agent Turns")
+    kind = factory.booking_type(duration_minutes=60)
+    start = at(6, 10)
+    result: list = []
+
+    with app.app_context():
+        begin_write()
+        first = service.create_booking(
+            db.session.get(User, manager.id),
+            db.session.get(BookingType, kind.id),
+            start,
+            [db.session.get(User, agent.id)],
+        )
+        second = threading.Thread(
+            target=lambda: result.append(
+                _book(app, manager.id, agent.id, kind.id, start + timedelta(minutes=30))
+            )
+        )
+        second.start()
+        if db.engine.dialect.name == "postgresql":
+            assert _advisory_waiter(database_url, PERSON_LOCK_NAMESPACE, agent.id)
+        db.session.commit()
+        first_id = first.id
+        db.session.remove()
+    second.join(60)
+
+    assert not second.is_alive()
+    assert result[0][0] == "conflict", result
+    assert "Agent Turns already has a booking at that time" in result[0][1]
+    with app.app_context():
+        active = db.session.scalars(select(Hold.booking_id).where(Hold.active.is_(True))).all()
+        assert active == [first_id]
+        db.session.remove()
+
+
+def _advisory_waiter(database_url: str, namespace: int, person_id: int) -> bool:
+    """Poll pg_locks until someone waits for the person's advisory lock (or 30 s pass)."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid = %s AND objid = %s",
+                (namespace, person_id),
+            ).fetchone()[0]
+            if waiting:
+                return True
+            time.sleep(0.05)
+    return False
