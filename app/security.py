@@ -9,6 +9,7 @@ tokens are never stored: only their SHA-256 is, because they are long random str
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -101,3 +102,15 @@ def hash_token(token: str) -> str:
 
 def tokens_match(token: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), stored_hash)
+
+
+@functools.lru_cache(maxsize=4)
+def _keyring_for(value: str) -> KeyRing:
+    return KeyRing.from_config(value)
+
+
+def keyring() -> KeyRing:
+    """The running app's key ring (``SLOTBOOK_ENCRYPTION_KEYS``, newest first)."""
+    from flask import current_app
+
+    return _keyring_for(current_app.config["SLOTBOOK_ENCRYPTION_KEYS"])

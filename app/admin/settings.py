@@ -215,6 +215,13 @@ SETTINGS: dict[str, Setting] = {
             "Show event details (organisation Microsoft)",
             "calendars",
         ),
+        Setting(
+            "allow_private_calendar_urls",
+            bool,
+            False,
+            "Allow calendar servers on the local network",
+            "calendars",
+        ),
         # Mailer and branding
         Setting("mailer_from_name", str, "Slotbook", "Mailer from name", "mailer"),
         Setting("brand_primary_colour", str, "#2457a7", "Primary colour", "branding"),

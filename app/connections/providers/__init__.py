@@ -1,0 +1,64 @@
+"""Provider registry: one class per ``ConnectionKind``, looked up by the connection's kind."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+
+from app.connections.models import Connection
+from app.connections.providers.base import Provider, ProviderSettings
+
+_REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(cls: type[Provider]) -> type[Provider]:
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def provider_settings() -> ProviderSettings:
+    """Configuration for providers, read from the running app."""
+    from app.admin.settings import get_setting
+
+    config = current_app.config
+    try:
+        redirect_uri = url_for("connections.microsoft_callback", _external=True)
+    except Exception:  # outside a request (worker, CLI): build it from the base URL
+        redirect_uri = config["SLOTBOOK_BASE_URL"].rstrip("/") + "/me/calendars/microsoft/callback"
+    client_id, client_secret = _organisation_app()
+    return ProviderSettings(
+        allow_private_urls=bool(
+            config.get("SLOTBOOK_ALLOW_PRIVATE_URLS") or get_setting("allow_private_calendar_urls")
+        ),
+        authority_host=config["MS_AUTHORITY_HOST"].rstrip("/"),
+        graph_url=config["MS_GRAPH_URL"].rstrip("/"),
+        redirect_uri=redirect_uri,
+        ms_client_id=client_id,
+        ms_client_secret=client_secret,
+    )
+
+
+def _organisation_app() -> tuple[str, str]:
+    """Client id and secret of the organisation's Microsoft app registration, if set up."""
+    from sqlalchemy import select
+
+    from app.connections.models import ConnectionKind
+    from app.extensions import db
+
+    org = db.session.scalars(
+        select(Connection).where(Connection.kind == ConnectionKind.MICROSOFT_ORG)
+    ).first()
+    if org is None or not org.client_id:
+        return "", ""
+    return org.client_id, org.reveal_secret() or ""
+
+
+def provider_for(connection: Connection, settings: ProviderSettings | None = None) -> Provider:
+    """The provider object for a connection, holding its decrypted secret for this call only."""
+    _load_builtin_providers()
+    cls = _REGISTRY[connection.kind]
+    return cls(connection, connection.reveal_secret(), settings or provider_settings())
+
+
+def _load_builtin_providers() -> None:
+    # Imported on first use: each module registers its class.
+    from app.connections.providers import caldav, graph, ics  # noqa: F401
