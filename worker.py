@@ -17,10 +17,18 @@ from rq import SimpleWorker
 
 from app import create_app
 from app.extensions import db
-from app.jobs import SCHEDULE, queue, redis_connection, tick, use_app
+from app.jobs import (
+    SCHEDULE,
+    SYNC_QUEUE,
+    dispatch_calendar_syncs,
+    queue,
+    redis_connection,
+    tick,
+    use_app,
+)
 from app.outbox import QUEUE_NAME, sweep
 
-QUEUES = [QUEUE_NAME, "default"]
+QUEUES = [QUEUE_NAME, "default", SYNC_QUEUE]
 log = logging.getLogger("slotbook.worker")
 
 
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             pushed = sweep()  # every pending row that is due, however new
             db.session.commit()
             log.info("burst: %d outbox message(s) queued", pushed)
+            synced = dispatch_calendar_syncs()  # cron-style hosting has no ticker
+            log.info("burst: %d calendar sync(s) queued", synced)
         db.session.remove()
     queues = [queue(name, connection) for name in QUEUES]
     if args.burst:

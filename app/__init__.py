@@ -58,6 +58,9 @@ def _import_models() -> None:
     import app.accounts.models
     import app.admin.models
     import app.bookings.models
+
+    # Outbox consumers register themselves on import.
+    import app.bookings.writeback
     import app.connections.models
     import app.outbox
     import app.polls.models  # noqa: F401
@@ -71,6 +74,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.bookings.capacity_routes import bp as capacity_bp
     from app.bookings.routes import bp as bookings_bp
     from app.calendar.routes import bp as calendar_bp
+    from app.connections.routes import bp as connections_bp
     from app.polls.routes import bp as polls_bp
     from app.public.routes import bp as public_bp
 
@@ -83,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(polls_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)
+    app.register_blueprint(connections_bp)
     # The API authenticates only with bearer tokens, never cookies, so a forged cross-site
     # request carries no credentials and CSRF tokens have nothing to protect (app/api/auth.py).
     csrf.exempt(api_bp)

@@ -15,7 +15,12 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(tokens)
     app.cli.add_command(keys)
+    app.cli.add_command(rotate_keys)
     app.cli.add_command(settings)
+    from app.connections.cli import connections, sync
+
+    app.cli.add_command(connections)
+    app.cli.add_command(sync)
 
 
 @click.command("create-owner")
@@ -96,6 +101,28 @@ def keys_generate() -> None:
     from app.security import generate_key
 
     click.echo(generate_key())
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-seal every stored secret with the first key of SLOTBOOK_ENCRYPTION_KEYS.
+
+    Put the new key first (`flask keys generate`), keep the old one after it, run this, then
+    remove the old key.
+    """
+    from app.connections.keys import reseal_all
+    from app.security import DecryptionError
+
+    try:
+        resealed, total = reseal_all()
+    except DecryptionError as exc:
+        db.session.rollback()
+        raise click.ClickException(
+            f"A stored secret could not be opened ({exc}); keep every old key in "
+            "SLOTBOOK_ENCRYPTION_KEYS until this command succeeds. Nothing was changed."
+        ) from exc
+    click.echo(f"Re-sealed {resealed} of {total} secret(s) with the newest key.")
 
 
 @click.group()

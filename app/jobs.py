@@ -120,9 +120,51 @@ def release_unconfirmed_bookings() -> int:
     return released
 
 
+# --- calendar sync (K4) ----------------------------------------------------------------
+
+SYNC_QUEUE = "sync"
+_LIVE_STATUSES = {"queued", "started", "deferred", "scheduled"}
+
+
+@in_app_context
+def dispatch_calendar_syncs() -> int:
+    """Queue a sync for every connection that is due, at most one live job per connection
+    (a slow server must not pile up copies of its own sync)."""
+    from app.connections.sync import due_connections
+
+    ids = due_connections()
+    db.session.commit()
+    sync_queue = queue(SYNC_QUEUE)
+    pushed = 0
+    for connection_id in ids:
+        job_id = f"sync-connection-{connection_id}"
+        existing = sync_queue.fetch_job(job_id)
+        if existing is not None and existing.get_status(refresh=False) in _LIVE_STATUSES:
+            continue
+        sync_queue.enqueue(
+            sync_calendar_connection,
+            connection_id,
+            job_id=job_id,
+            result_ttl=60,
+            failure_ttl=86400,
+            job_timeout=600,
+        )
+        pushed += 1
+    return pushed
+
+
+@in_app_context
+def sync_calendar_connection(connection_id: int) -> str | None:
+    """One connection's busy-cache refresh; returns its error sentence, if any."""
+    from app.connections.sync import sync_connection
+
+    return sync_connection(connection_id).error
+
+
 SCHEDULE: list[Periodic] = [
     Periodic("outbox-sweep", 60, sweep_outbox),
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
+    Periodic("calendar-sync-dispatch", 60, dispatch_calendar_syncs),
 ]
 
 

@@ -156,17 +156,16 @@ def deliver(message_id: int, max_attempts: int = 8) -> str:
         if message.attempts >= max_attempts:
             message.status = FAILED
         else:
-            message.available_at = utcnow() + timedelta(seconds=min(3600, 2**message.attempts * 15))
+            backoff = min(3600, 2**message.attempts * 15)
+            # A provider that said when to come back (Retry-After) is believed.
+            wait = max(backoff, float(getattr(exc, "retry_after", 0) or 0))
+            message.available_at = utcnow() + timedelta(seconds=wait)
     else:
         message.status = DONE
         message.done_at = utcnow()
         message.last_error = None
+        # Kind and id only: payloads can hold visitors' private links.
+        log.info("outbox delivered %s id=%s", message.kind, message.id)
     status = message.status
     db.session.commit()
     return status
-
-
-@handles("booking.*", "attendee.*")
-def log_booking_message(message: OutboxMessage) -> None:
-    """Placeholder consumer until write-back and notifications plug in: record delivery."""
-    log.info("outbox delivered %s id=%s payload=%s", message.kind, message.id, message.payload)

@@ -33,7 +33,7 @@ def _work(connection: Redis) -> None:
 
 
 def _delivered(caplog) -> Counter:
-    """How many times the log handler ran, per outbox row id."""
+    """How many times a row was delivered (its handlers all ran), per outbox row id."""
     return Counter(
         r.args[1]
         for r in caplog.records

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +29,7 @@ from app.accounts.models import (
 )
 from app.admin.settings import all_settings
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
+from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
 from app.database import utcnow
 from app.extensions import db
@@ -103,6 +104,9 @@ class Context:
 
     people: list[Person]
     request: SlotRequest
+    # Why someone offers nothing although they may be free: their calendar data is stale or
+    # unreadable (K4, fail closed). Staff screens show these sentences.
+    calendar_problems: dict[int, str] = field(default_factory=dict)
 
 
 def _window(booking_type: BookingType, settings: dict, audience: Audience) -> BookingWindow:
@@ -207,6 +211,7 @@ def load_context(
         busy[person_id].append(Interval(b_start, b_end))
 
     default_week = organisation_week(settings)
+    problems = stale_people(ids, now)
     engine_people = [
         Person(
             id=p.id,
@@ -221,6 +226,7 @@ def load_context(
             busy=tuple(busy[p.id]),
             load=load[p.id],
             bookings_per_day=dict(per_day[p.id]),
+            available=p.id not in problems,
         )
         for p in people
     ]
@@ -239,7 +245,7 @@ def load_context(
         max_per_day=booking_type.max_per_day,
         threshold=threshold,
     )
-    return Context(engine_people, request)
+    return Context(engine_people, request, problems)
 
 
 # --- answers ------------------------------------------------------------------------

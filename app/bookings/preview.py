@@ -22,6 +22,7 @@ from app.admin.settings import get_setting
 from app.bookings import policy
 from app.bookings.availability import slots_for
 from app.bookings.models import Booking, BookingType, Hold
+from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
 from app.connections.titles import busy_label
 from app.extensions import db
@@ -47,6 +48,7 @@ class Lane:
     items: list[Item] = field(default_factory=list)
     proposed: Item | None = None
     conflicts: list[Item] = field(default_factory=list)
+    calendar_problem: str | None = None  # why they offer no slots although they may be free
 
 
 @dataclass
@@ -91,7 +93,8 @@ def day_preview(
     people = list(dict.fromkeys(people))
     day_start = wall_to_utc(day, time(0), zone)
     day_end = wall_to_utc(day + timedelta(days=1), time(0), zone)
-    lanes = {p.id: Lane(p) for p in people}
+    problems = stale_people([p.id for p in people])
+    lanes = {p.id: Lane(p, calendar_problem=problems.get(p.id)) for p in people}
     ids = list(lanes)
 
     held = db.session.execute(

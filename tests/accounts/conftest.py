@@ -123,15 +123,17 @@ class World:
 
 
 @pytest.fixture
-def world(app, factory) -> World:
+def world(app, factory, request) -> World:
     other = factory.user("agent", email="other@example.test", name="Otto Other")
-    return World(
+    made = World(
         app=app,
         factory=factory,
         other=other,
         plain_type=factory.booking_type(name="Observation"),
         approval_type=factory.booking_type(name="Planning meeting", requires_approval=True),
     )
+    made.fixture = request.getfixturevalue  # servers started only by the builders needing them
+    return made
 
 
 # --- one valid request per route ---------------------------------------------------------
@@ -745,3 +747,206 @@ PUBLIC_POST_BUILDERS.update(
         "public.reschedule": _public_reschedule,
     }
 )
+
+# --- linked calendars (app/connections, K1-K2) ------------------------------------------------
+#
+# The personal pages need only a signed-in user; every connection or calendar id in their URLs
+# is the sender's own (another person's id is a 404, tested in tests/connections). Adding a
+# calendar checks it against a real server first: a local ICS feed and the test Radicale,
+# started only when these builders run. "Connect Microsoft" only stores the sign-in flow in the
+# session (no row changes), hence SESSION_ONLY_POSTS for the CSRF sweep.
+
+from tests.connections import conftest as _calendar_servers  # noqa: E402
+from tests.connections import test_cli as _connections_cli  # noqa: E402
+from tests.connections.test_cli import default_feed  # noqa: E402
+from tests.fakes import graph_server as _fake_microsoft  # noqa: E402
+
+radicale = _calendar_servers.radicale  # fixtures the builders below start on demand
+caldav_account = _calendar_servers.caldav_account
+ics_server = _connections_cli.ics_server
+graph_server = _fake_microsoft.graph_server
+_graph_tls = _fake_microsoft._graph_tls
+
+SESSION_ONLY_POSTS = {"connections.microsoft_start"}
+
+
+def _allow_private_calendar_urls(world) -> None:
+    from app.admin.settings import set_setting
+    from app.database import begin_write
+    from app.extensions import db
+
+    with world.app.app_context():
+        begin_write()
+        set_setting("allow_private_calendar_urls", True)
+        db.session.commit()
+
+
+def _own_connection(world, actor, user_id=None) -> tuple[int, int]:
+    """An ICS connection with one calendar, owned by the sender (or ``user_id``), written
+    directly and just synced (an unread calendar would take its owner's slots away and fail
+    the booking requests of the sweep): (connection id, calendar id)."""
+    from app.connections.models import Connection, ConnectionKind, LinkedCalendar
+    from app.database import begin_write, utcnow
+    from app.extensions import db
+
+    owner_id = user_id or (actor or world.other).id
+    url = f"https://calendar.example.test/{next(world._days)}.ics"
+    with world.app.app_context():
+        begin_write()
+        connection = Connection(
+            kind=ConnectionKind.ICS,
+            user_id=owner_id,
+            url=url,
+            label="Feed",
+            last_success_at=utcnow(),
+        )
+        connection.calendars.append(
+            LinkedCalendar(
+                person_id=owner_id,
+                remote_id=url,
+                name="Feed",
+                writable=False,
+                last_synced_at=utcnow(),
+            )
+        )
+        db.session.add(connection)
+        db.session.commit()
+        return connection.id, connection.calendars[0].id
+
+
+def _calendars_page(world, holder, actor):
+    return [Req("calendars", "GET", "/me/calendars")]
+
+
+def _calendars_add_ics(world, holder, actor):
+    _allow_private_calendar_urls(world)
+    server = world.fixture("ics_server")
+    url = server.publish(f"/{next(world._days)}.ics", default_feed())
+    return [Req("calendars:add-ics", "POST", "/me/calendars/ics", {"url": url}, 303)]
+
+
+def _calendars_add_caldav(world, holder, actor):
+    _allow_private_calendar_urls(world)
+    account = world.fixture("caldav_account")
+    data = {"url": account.base_url, "username": account.username, "password": account.password}
+    return [Req("calendars:add-caldav", "POST", "/me/calendars/caldav", data, 303)]
+
+
+def _organisation_on_fake_microsoft(world):
+    """The organisation's app registration, on the local Microsoft stand-in (made once)."""
+    from sqlalchemy import select
+
+    from app.connections.models import Connection, ConnectionKind
+    from app.database import begin_write
+    from app.extensions import db
+
+    ms = world.fixture("graph_server")
+    world.app.config.update(MS_AUTHORITY_HOST=ms.authority_host, MS_GRAPH_URL=ms.graph_url)
+    with world.app.app_context():
+        begin_write()
+        if not db.session.scalars(
+            select(Connection).where(Connection.kind == ConnectionKind.MICROSOFT_ORG)
+        ).first():
+            org = Connection(
+                kind=ConnectionKind.MICROSOFT_ORG,
+                tenant_id=ms.tenant_id,
+                client_id=ms.client_id,
+                label="Microsoft 365",
+            )
+            org.store_secret(ms.client_secret)
+            db.session.add(org)
+        db.session.commit()
+    return ms
+
+
+def _calendars_microsoft(world, holder, actor):
+    # Answered with a redirect to Microsoft's sign-in; only the session changes.
+    _organisation_on_fake_microsoft(world)
+    return [Req("calendars:microsoft", "POST", "/me/calendars/microsoft", {}, 303)]
+
+
+def _calendars_callback(world, holder, actor):
+    url = "/me/calendars/microsoft/callback?code=abc&state=not-started-here"
+    return [Req("calendars:callback", "GET", url, ok=303)]
+
+
+def _calendar_options(world, holder, actor):
+    _, calendar_id = _own_connection(world, actor)
+    url = f"/me/calendars/calendars/{calendar_id}"
+    return [Req("calendars:options", "POST", url, {}, 303)]  # unticks "counts for availability"
+
+
+def _calendars_sync(world, holder, actor):
+    connection_id, _ = _own_connection(world, actor)
+    return [Req("calendars:sync", "POST", f"/me/calendars/{connection_id}/sync", {}, 303)]
+
+
+def _calendars_disconnect_confirm(world, holder, actor):
+    connection_id, _ = _own_connection(world, actor)
+    return [Req("calendars:disconnect-get", "GET", f"/me/calendars/{connection_id}/disconnect")]
+
+
+def _calendars_disconnect(world, holder, actor):
+    connection_id, _ = _own_connection(world, actor)
+    url = f"/me/calendars/{connection_id}/disconnect"
+    return [Req("calendars:disconnect", "POST", url, {}, 303)]
+
+
+def _admin_calendars(world, holder, actor):
+    need = GUARDED_PERMISSIONS["connections.admin"]
+    return [Req("admin-calendars", "GET", "/admin/calendars", permission=need)]
+
+
+def _admin_calendars_save(world, holder, actor):
+    """Turn "Show event details" on; a blank secret keeps the saved one, so nothing needs
+    checking with Microsoft."""
+    ms = _organisation_on_fake_microsoft(world)
+    data = {
+        "tenant_id": ms.tenant_id,
+        "client_id": ms.client_id,
+        "client_secret": "",
+        "show_details": "y",
+    }
+    need = GUARDED_PERMISSIONS["connections.admin_save"]
+    return [Req("admin-calendars:save", "POST", "/admin/calendars", data, 303, need)]
+
+
+def _admin_calendars_sync(world, holder, actor):
+    connection_id, _ = _own_connection(world, actor, user_id=world.other.id)
+    url = f"/admin/calendars/{connection_id}/sync"
+    need = GUARDED_PERMISSIONS["connections.admin_sync"]
+    return [Req("admin-calendars:sync", "POST", url, {}, 303, need)]
+
+
+LOGIN_ONLY_BUILDERS.update(
+    {
+        "connections.index": _calendars_page,
+        "connections.add_ics": _calendars_add_ics,
+        "connections.add_caldav": _calendars_add_caldav,
+        "connections.microsoft_start": _calendars_microsoft,
+        "connections.microsoft_callback": _calendars_callback,
+        "connections.calendar_options": _calendar_options,
+        "connections.sync_now": _calendars_sync,
+        "connections.disconnect_confirm": _calendars_disconnect_confirm,
+        "connections.disconnect": _calendars_disconnect,
+    }
+)
+GUARDED_PERMISSIONS.update(
+    {
+        "connections.admin": Perm.INTEGRATIONS_MANAGE,
+        "connections.admin_save": Perm.INTEGRATIONS_MANAGE,
+        "connections.admin_sync": Perm.INTEGRATIONS_MANAGE,
+    }
+)
+GUARDED_BUILDERS.update(
+    {
+        "connections.admin": _admin_calendars,
+        "connections.admin_save": _admin_calendars_save,
+        "connections.admin_sync": _admin_calendars_sync,
+    }
+)
+# The calendar routes go last in the sweeps: a newly linked calendar is unread until its first
+# sync, and until then its owner offers no slots (fail closed), which would refuse the booking
+# and poll requests of the same sweep.
+_EVERY = {**OBJECT_BUILDERS, **LOGIN_ONLY_BUILDERS, **GUARDED_BUILDERS}
+BUILDERS = dict(sorted(_EVERY.items(), key=lambda item: item[0].startswith("connections.")))

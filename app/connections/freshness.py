@@ -1,0 +1,56 @@
+"""Whose calendar data can be trusted right now (K4: fail closed).
+
+An agent whose busy data is older than three sync intervals, was never read, or whose link
+needs renewing offers no slots: offering time we cannot vouch for leads to double bookings.
+Staff are told why, so a missing slot is never a mystery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.admin.settings import get_setting
+from app.connections.models import Connection, LinkedCalendar
+from app.database import utcnow
+from app.extensions import db
+
+STALE_AFTER_INTERVALS = 3
+
+
+def sync_interval() -> timedelta:
+    return timedelta(minutes=int(get_setting("cache_update_interval_minutes")))
+
+
+def stale_people(person_ids: Iterable[int], now: datetime | None = None) -> dict[int, str]:
+    """For each person whose calendar data cannot be trusted, a sentence saying why."""
+    ids = list(set(person_ids))
+    if not ids:
+        return {}
+    now = now or utcnow()
+    limit = now - STALE_AFTER_INTERVALS * sync_interval()
+    rows = db.session.execute(
+        select(
+            LinkedCalendar.person_id,
+            LinkedCalendar.name,
+            LinkedCalendar.last_synced_at,
+            Connection.needs_relink,
+        )
+        .join(Connection, Connection.id == LinkedCalendar.connection_id)
+        .where(LinkedCalendar.person_id.in_(ids), LinkedCalendar.use_for_availability.is_(True))
+        .order_by(LinkedCalendar.id)
+    )
+    reasons: dict[int, str] = {}
+    for person_id, name, synced_at, needs_relink in rows:
+        if person_id in reasons:
+            continue
+        label = f"calendar “{name}”" if name else "linked calendar"
+        if needs_relink:
+            reasons[person_id] = f"Their {label} needs to be linked again."
+        elif synced_at is None:
+            reasons[person_id] = f"Their {label} has not been read yet."
+        elif synced_at < limit:
+            reasons[person_id] = f"Their {label} has not synced since {synced_at:%d %b %H:%M} UTC."
+    return reasons

@@ -1,0 +1,29 @@
+"""Re-sealing every stored secret with the newest key (K3, ``flask rotate-keys``).
+
+Reading a secret sealed with an older key already re-seals it lazily during a sync; this does
+all of them at once, so the old key can be removed from ``SLOTBOOK_ENCRYPTION_KEYS`` straight
+after.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.connections.models import Connection
+from app.database import begin_write
+from app.extensions import db
+
+
+def reseal_all() -> tuple[int, int]:
+    """Re-seal every connection secret not sealed with the newest key; commit.
+
+    Returns (re-sealed, secrets in total). A secret that no configured key opens raises
+    ``DecryptionError`` and nothing is saved, so a missing old key is noticed, not hidden.
+    """
+    begin_write()
+    connections = db.session.scalars(
+        select(Connection).where(Connection.secret_sealed.is_not(None))
+    ).all()
+    resealed = sum(1 for connection in connections if connection.reseal_if_old())
+    db.session.commit()
+    return resealed, len(connections)

@@ -1,0 +1,595 @@
+"""The rules for linking calendars (K1-K2): what may be linked, by whom, and how it is checked.
+
+Routes and the CLI only load, authorise and call these functions. Each one validates first
+and changes nothing on bad input: it raises ``LinkError`` with a sentence for people (the
+provider's own message for a wrong password, an unreachable or private server, a URL that is
+not a calendar). Secrets are sealed on the row (K3) and never appear in a message.
+
+Linking talks to the calendar server before saving, so a typo is caught while the person is
+still looking at the form. That talk happens outside any writing transaction: on SQLite the
+write lock is released first and taken again only for the short step that saves the result,
+so a slow server never makes a booking wait (the same rule ``sync.py`` follows).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import selectinload
+
+from app.admin.settings import get_setting, set_setting
+from app.connections.freshness import STALE_AFTER_INTERVALS, sync_interval
+from app.connections.http import check_url
+from app.connections.models import (
+    KIND_LABELS,
+    BusyBlock,
+    Connection,
+    ConnectionKind,
+    LinkedCalendar,
+)
+from app.connections.providers import provider_for, provider_settings
+from app.connections.providers.base import Provider, ProviderError, RemoteCalendar
+from app.connections.sync import request_sync
+from app.database import begin_write, utcnow
+from app.extensions import db
+
+MAX_URL_LENGTH = 2000
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+DOMAIN_RE = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+PERSONAL_KINDS = (ConnectionKind.CALDAV, ConnectionKind.ICS, ConnectionKind.MICROSOFT)
+ACCESS_DENIED = (
+    "You did not give Slotbook access to your Microsoft calendar, so nothing was linked."
+)
+STATE_MISMATCH = (
+    "The answer from Microsoft did not match the sign-in started from this browser, so "
+    "nothing was linked. Please start again."
+)
+
+
+class LinkError(Exception):
+    """A linking request was refused; ``str(error)`` is a sentence for the person."""
+
+
+class NotFound(LinkError):
+    """The id is not one of the person's own connections or calendars (the route says 404)."""
+
+
+# --- what people may link --------------------------------------------------------------
+
+
+def allowed_providers() -> list[str]:
+    """The personal providers the organisation lets people link (setting ``personal_providers``)."""
+    return list(get_setting("personal_providers"))  # type: ignore[arg-type]
+
+
+def _require_provider(kind: str) -> None:
+    if kind not in allowed_providers():
+        label = KIND_LABELS.get(kind, kind)
+        raise LinkError(f"Your organisation does not allow linking {label} calendars.")
+
+
+def organisation_app_ready() -> bool:
+    """Whether personal Microsoft links can work: they use the organisation's app registration
+    (checked without decrypting its secret)."""
+    organisation = _organisation_connection()
+    return bool(organisation and organisation.client_id and organisation.secret_sealed)
+
+
+# --- personal connections ----------------------------------------------------------------
+
+
+def add_caldav(user, url: str, username: str, password: str) -> Connection:
+    """Link a CalDAV account after checking the server accepts the login. Linking the same
+    account again (a new app-specific password) updates it and keeps the person's choices."""
+    _require_provider(ConnectionKind.CALDAV)
+    url = _clean_url(url)
+    username = (username or "").strip()
+    if not username:
+        raise LinkError("Enter the user name you sign in to the calendar server with.")
+    if not password:
+        raise LinkError("Enter the app-specific password for this account.")
+    draft = Connection(
+        kind=ConnectionKind.CALDAV,
+        user_id=user.id,
+        url=url,
+        username=username[:300],
+        label=f"{username} on {_host(url)}"[:200],
+    )
+    draft.store_secret(password)
+    return _link(user.id, draft)
+
+
+def add_ics(user, url: str) -> Connection:
+    """Subscribe to a read-only ICS feed after checking it answers as iCalendar."""
+    _require_provider(ConnectionKind.ICS)
+    url = _clean_url(url, webcal=True)
+    draft = Connection(kind=ConnectionKind.ICS, user_id=user.id, url=url, label=_host(url))
+    return _link(user.id, draft)
+
+
+def start_microsoft_link(user, login_hint: str | None = None) -> dict:
+    """The msal auth-code flow to keep in the session; its ``auth_uri`` is where to send the
+    person. Needs the organisation's app registration (personal links use its client id)."""
+    from app.connections.providers import graph
+
+    _require_provider(ConnectionKind.MICROSOFT)
+    settings = provider_settings()
+    if not settings.ms_client_id:
+        raise LinkError(
+            "Microsoft accounts can be linked once an administrator has set up the "
+            "organisation's Microsoft app registration (Calendars screen)."
+        )
+    _release_for_network()
+    try:
+        return graph.start_link(settings, settings.redirect_uri, login_hint=login_hint or None)
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
+
+
+def complete_microsoft_link(user, flow: dict | None, query: dict[str, str]) -> Connection:
+    """Finish the link from Microsoft's answer: check it belongs to the flow this browser
+    started, turn the code into a refresh token, then save the account and its calendars."""
+    from app.connections.providers import graph
+
+    _require_provider(ConnectionKind.MICROSOFT)
+    if query.get("error"):
+        if query["error"] == "access_denied":
+            raise LinkError(ACCESS_DENIED)
+        raise LinkError("Microsoft did not link the account. Please try again.")
+    if not flow or not query.get("state") or query.get("state") != flow.get("state"):
+        raise LinkError(STATE_MISMATCH)
+    settings = provider_settings()
+    _release_for_network()
+    try:
+        account = graph.finish_link(settings, flow, query)
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
+    except ValueError as exc:  # msal's own state check
+        raise LinkError(STATE_MISMATCH) from exc
+    return finish_microsoft_link(user, account)
+
+
+def finish_microsoft_link(user, account) -> Connection:
+    """Save a personal Microsoft account (``LinkedAccount``). The same account linked again
+    gets its new token, loses "needs re-link" and keeps the person's calendar choices."""
+    _require_provider(ConnectionKind.MICROSOFT)
+    email = (account.email or "").strip()
+    if not email or not account.refresh_token:
+        raise LinkError("Microsoft did not say which account was linked. Please try again.")
+    draft = Connection(
+        kind=ConnectionKind.MICROSOFT,
+        user_id=user.id,
+        username=email[:300],
+        label=email[:200],
+    )
+    draft.store_secret(account.refresh_token)
+    connection = _link(user.id, draft, check_address=False)
+    organisation = _organisation_connection()
+    if organisation is not None:
+        request_sync(organisation)  # the personal link now outranks it for this person
+    return connection
+
+
+def _link(user_id: int, draft: Connection, check_address: bool = True) -> Connection:
+    """Check the draft against its server, then save it (or refresh the same account)."""
+    provider = provider_for(draft)
+    _release_for_network()
+    remote = _discover(provider, draft, check_address)
+    if rotated := getattr(provider, "new_secret", None):
+        draft.store_secret(rotated)  # Microsoft may hand out a new refresh token on first use
+    begin_write()
+    writable = type(provider).can_write
+    existing = _same_account(user_id, draft)
+    if existing is not None:
+        return _relink(existing, draft, remote, writable)
+    db.session.add(draft)
+    _add_calendars(draft, user_id, remote, writable)
+    request_sync(draft)
+    db.session.flush()
+    return draft
+
+
+def _discover(
+    provider: Provider, draft: Connection, check_address: bool, require_some: bool = True
+) -> list[RemoteCalendar]:
+    try:
+        if check_address and draft.url:
+            check_url(draft.url, provider.settings.allow_private_urls)
+        remote = provider.list_calendars()
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
+    if require_some and not remote:
+        raise LinkError("The server answered, but this account has no calendars to link.")
+    return remote
+
+
+def _same_account(user_id: int, draft: Connection) -> Connection | None:
+    query = select(Connection).where(Connection.user_id == user_id, Connection.kind == draft.kind)
+    if draft.url:
+        query = query.where(Connection.url == draft.url)
+    if draft.username:
+        query = query.where(func.lower(Connection.username) == draft.username.lower())
+    return db.session.scalars(query.order_by(Connection.id)).first()
+
+
+def _relink(
+    existing: Connection, draft: Connection, remote: list[RemoteCalendar], writable: bool
+) -> Connection:
+    existing.secret_sealed = draft.secret_sealed
+    existing.needs_relink = False
+    existing.last_error = None
+    existing.failure_count = 0
+    known = {c.remote_id for c in existing.calendars}
+    new = [r for r in remote if r.remote_id not in known]
+    _add_calendars(existing, existing.user_id, new, writable)
+    request_sync(existing)
+    db.session.flush()
+    return existing
+
+
+def _add_calendars(
+    connection: Connection, person_id: int, remote: Iterable[RemoteCalendar], writable: bool
+) -> None:
+    """One row per remote calendar, all counting for availability; the first writable one
+    receives bookings when the person has no calendar doing that yet."""
+    wants_receiver = not _has_receiving_calendar(person_id)
+    for item in remote:
+        calendar = LinkedCalendar(
+            person_id=person_id,
+            remote_id=item.remote_id[:1000],
+            name=(item.name or "Calendar")[:300],
+            writable=bool(writable and item.writable),
+            use_for_availability=True,
+            receives_bookings=False,
+        )
+        if wants_receiver and calendar.writable:
+            calendar.receives_bookings = True
+            wants_receiver = False
+        connection.calendars.append(calendar)
+
+
+def _has_receiving_calendar(person_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(LinkedCalendar.id)
+            .where(LinkedCalendar.person_id == person_id, LinkedCalendar.receives_bookings)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def set_calendar_options(
+    user, calendar_id: int, *, for_availability: bool, receives_bookings: bool
+) -> LinkedCalendar:
+    """Choose whether one of the person's calendars counts for availability and whether it
+    receives bookings; at most one calendar per person receives them."""
+    calendar = db.session.get(LinkedCalendar, calendar_id)
+    if calendar is None or calendar.person_id != user.id:
+        raise NotFound("That calendar is not one of yours.")
+    if receives_bookings and not calendar.writable:
+        raise LinkError(
+            f"“{calendar.name}” is read-only, so bookings cannot be written into it. "
+            "Choose another calendar to receive bookings."
+        )
+    if receives_bookings and not calendar.receives_bookings:
+        db.session.execute(
+            update(LinkedCalendar)
+            .where(LinkedCalendar.person_id == user.id, LinkedCalendar.id != calendar.id)
+            .values(receives_bookings=False)
+            .execution_options(synchronize_session="fetch")
+        )
+    if for_availability and not calendar.use_for_availability:
+        calendar.sync_cursor = None  # read it in full: its busy time was dropped
+        request_sync(calendar.connection)
+    elif calendar.use_for_availability and not for_availability:
+        # Its busy time stops counting now, not at the next sync.
+        db.session.execute(delete(BusyBlock).where(BusyBlock.calendar_id == calendar.id))
+        calendar.sync_cursor = None
+    calendar.use_for_availability = for_availability
+    calendar.receives_bookings = receives_bookings
+    db.session.flush()
+    return calendar
+
+
+def request_connection_sync(user, connection_id: int) -> Connection:
+    """Mark one of the person's own connections to be synced within a minute."""
+    connection = own_connection(user, connection_id)
+    request_sync(connection)
+    db.session.flush()
+    return connection
+
+
+def disconnect(user, connection_id: int) -> str:
+    """Remove one of the person's connections with its calendars and cached busy time.
+    Bookings stay; events written for them lose their calendar link (FK SET NULL).
+    Returns the label, for the message."""
+    connection = own_connection(user, connection_id)
+    label, kind = connection.label, connection.kind
+    calendar_ids = [c.id for c in connection.calendars]
+    if calendar_ids:
+        db.session.execute(delete(BusyBlock).where(BusyBlock.calendar_id.in_(calendar_ids)))
+    db.session.delete(connection)
+    if kind == ConnectionKind.MICROSOFT and (organisation := _organisation_connection()):
+        request_sync(organisation)  # the organisation link covers this person again
+    db.session.flush()
+    return label
+
+
+def calendar_name(calendar: LinkedCalendar) -> str:
+    """A calendar's name on screen; the organisation's rows are named after their person,
+    which reads oddly to that person."""
+    if calendar.connection.is_organisation:
+        return "Microsoft 365 calendar"
+    return calendar.name or "Calendar"
+
+
+def own_connection(user, connection_id: int) -> Connection:
+    """One of the person's own connections, or ``NotFound`` (never another person's)."""
+    connection = db.session.get(Connection, connection_id)
+    if connection is None or connection.user_id is None or connection.user_id != user.id:
+        raise NotFound("That connection is not one of yours.")
+    return connection
+
+
+def user_connections(user) -> list[Connection]:
+    """The person's own connections with their calendars (two queries, however many)."""
+    return list(
+        db.session.scalars(
+            select(Connection)
+            .where(Connection.user_id == user.id)
+            .options(selectinload(Connection.calendars))
+            .order_by(Connection.created_at, Connection.id)
+        )
+    )
+
+
+def organisation_calendars(user) -> list[LinkedCalendar]:
+    """The person's calendars that come from the organisation's Microsoft 365 link."""
+    return list(
+        db.session.scalars(
+            select(LinkedCalendar)
+            .join(Connection, Connection.id == LinkedCalendar.connection_id)
+            .where(
+                LinkedCalendar.person_id == user.id,
+                Connection.kind == ConnectionKind.MICROSOFT_ORG,
+            )
+            .options(selectinload(LinkedCalendar.connection))
+            .order_by(LinkedCalendar.id)
+        )
+    )
+
+
+# --- the organisation's Microsoft 365 connection -------------------------------------------
+
+
+def _organisation_connection() -> Connection | None:
+    return db.session.scalars(
+        select(Connection)
+        .where(Connection.kind == ConnectionKind.MICROSOFT_ORG)
+        .order_by(Connection.id)
+    ).first()
+
+
+def organisation_connection() -> Connection | None:
+    """The organisation's Microsoft 365 connection, if an administrator set one up."""
+    return _organisation_connection()
+
+
+def save_organisation_connection(
+    tenant_id: str, client_id: str, client_secret: str | None, show_details: bool
+) -> Connection:
+    """Create or update the one organisation connection (K1). A blank secret keeps the saved
+    one; a new secret is checked by listing the tenant's users before anything is saved."""
+    tenant_id, client_id = (tenant_id or "").strip().lower(), (client_id or "").strip().lower()
+    if not (GUID_RE.match(tenant_id) or DOMAIN_RE.match(tenant_id)):
+        raise LinkError(
+            "The tenant id is a GUID (00000000-0000-0000-0000-000000000000) or the tenant's "
+            "domain (contoso.onmicrosoft.com)."
+        )
+    if not GUID_RE.match(client_id):
+        raise LinkError(
+            "The client (application) id is a GUID like 00000000-0000-0000-0000-000000000000."
+        )
+    existing = _organisation_connection()
+    secret = (client_secret or "").strip() or None
+    if secret is None and (existing is None or not existing.secret_sealed):
+        raise LinkError("Enter the client secret of the app registration.")
+    if secret is None and existing.client_id != client_id:
+        raise LinkError("A different client id needs its own client secret.")
+    if secret is not None:
+        draft = Connection(
+            kind=ConnectionKind.MICROSOFT_ORG,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            label="Microsoft 365",
+        )
+        draft.store_secret(secret)
+        provider = provider_for(draft)
+        _release_for_network()
+        _discover(provider, draft, check_address=False, require_some=False)
+        begin_write()
+        existing = _organisation_connection()
+    connection = existing or Connection(kind=ConnectionKind.MICROSOFT_ORG, label="Microsoft 365")
+    if connection.id is None:
+        db.session.add(connection)
+    connection.tenant_id, connection.client_id = tenant_id, client_id
+    connection.label = "Microsoft 365"
+    if secret is not None:
+        connection.store_secret(secret)
+        connection.needs_relink = False
+        connection.last_error = None
+        connection.failure_count = 0
+    _set_show_details(connection, show_details)
+    request_sync(connection)
+    db.session.flush()
+    return connection
+
+
+def _set_show_details(connection: Connection, show_details: bool) -> None:
+    """C2: titles are kept only while the switch is on. Turning it off forgets them; turning
+    it on reads the organisation calendars in full so existing events get their titles."""
+    if bool(get_setting("show_event_details")) == show_details:
+        return
+    set_setting("show_event_details", show_details)
+    if connection.id is None:
+        return
+    if show_details:
+        for calendar in connection.calendars:
+            calendar.sync_cursor = None
+    else:
+        calendar_ids = select(LinkedCalendar.id).where(
+            LinkedCalendar.connection_id == connection.id
+        )
+        db.session.execute(
+            update(BusyBlock).where(BusyBlock.calendar_id.in_(calendar_ids)).values(title=None)
+        )
+
+
+def all_connections() -> list[tuple[Connection, object]]:
+    """Every connection with its owner (None for the organisation's), for the health table."""
+    from app.accounts.models import User
+
+    rows = db.session.execute(
+        select(Connection, User)
+        .outerjoin(User, User.id == Connection.user_id)
+        .options(selectinload(Connection.calendars))
+        .order_by(Connection.user_id.is_not(None), User.name, Connection.id)
+    )
+    return [(connection, owner) for connection, owner in rows]
+
+
+def request_any_sync(connection_id: int) -> Connection:
+    """An administrator's "Sync now" on any connection."""
+    connection = db.session.get(Connection, connection_id)
+    if connection is None:
+        raise NotFound("That connection no longer exists.")
+    request_sync(connection)
+    db.session.flush()
+    return connection
+
+
+# --- health ----------------------------------------------------------------------------
+
+OK, WARNING, ERROR, NEEDS_RELINK, NEVER_SYNCED = (
+    "ok",
+    "warning",
+    "error",
+    "needs re-link",
+    "never synced",
+)
+TONES = {OK: "ok", WARNING: "warn", ERROR: "bad", NEEDS_RELINK: "bad", NEVER_SYNCED: "muted"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """A connection's health as the owner and administrators see it (K4)."""
+
+    state: str
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    next_try: datetime | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def tone(self) -> str:
+        return TONES[self.state]
+
+    @property
+    def label(self) -> str:
+        return "OK" if self.state == OK else self.state.capitalize()
+
+
+def connection_health(
+    connection: Connection, now: datetime | None = None, interval: timedelta | None = None
+) -> Health:
+    """Worst first: needs re-link, error, never synced, warning (sync warnings or data older
+    than three intervals, when availability stops trusting it), ok."""
+    now = now or utcnow()
+    warnings = tuple(connection.warnings or ())
+    if connection.needs_relink:
+        state = NEEDS_RELINK
+    elif connection.last_error:
+        state = ERROR
+    elif connection.last_success_at is None:
+        state = NEVER_SYNCED
+    else:
+        interval = interval or sync_interval()
+        if connection.last_success_at < now - STALE_AFTER_INTERVALS * interval:
+            warnings += ("Not synced for a while: availability ignores this calendar's people.",)
+        state = WARNING if warnings else OK
+    return Health(
+        state=state,
+        last_success=connection.last_success_at,
+        last_error=connection.last_error,
+        last_error_at=connection.last_error_at,
+        next_try=connection.next_sync_at,
+        warnings=warnings,
+    )
+
+
+def health_of(connections: Iterable[Connection]) -> dict[int, Health]:
+    """Health for many connections with one settings read."""
+    now, interval = utcnow(), sync_interval()
+    return {c.id: connection_health(c, now, interval) for c in connections}
+
+
+def relink_notices(user) -> list[Connection]:
+    """Connections the signed-in person should re-link: their own, plus the organisation's
+    for people who manage integrations. One small query (the banner in ``base.html``)."""
+    from app.accounts.permissions import Perm
+
+    mine = Connection.user_id == user.id
+    if user.can(Perm.INTEGRATIONS_MANAGE):
+        mine = or_(mine, Connection.kind == ConnectionKind.MICROSOFT_ORG)
+    rows = db.session.scalars(
+        select(Connection).where(Connection.needs_relink.is_(True), mine).order_by(Connection.id)
+    )
+    return list(rows)
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _release_for_network() -> None:
+    """End the current transaction before a calendar server is contacted (nothing has been
+    written yet), so the SQLite write lock is not held across the network call."""
+    db.session.commit()
+
+
+def _clean_url(url: str, webcal: bool = False) -> str:
+    url = (url or "").strip()
+    if webcal and url.lower().startswith("webcal://"):
+        url = "https://" + url[len("webcal://") :]
+    if not url:
+        raise LinkError("Enter the server address.")
+    if len(url) > MAX_URL_LENGTH:
+        raise LinkError("That address is too long.")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise LinkError("The address must start with https:// (or http://) and name a server.")
+    return url
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.hostname or url
+
+
+def display_url(url: str | None) -> str:
+    """A URL as it may be shown or printed: no user name or password, no query string (feed
+    URLs often carry their access key there)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return shown + ("?…" if parts.query else "")

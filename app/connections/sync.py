@@ -1,0 +1,325 @@
+"""The busy cache job (K4): read each connection's calendars and store their busy time.
+
+One call syncs one connection in one transaction: it reads every calendar that counts for
+availability (incrementally where the provider keeps a cursor), replaces the cached busy
+blocks of what changed, and records the connection's health. Provider faults never escape
+(K6): a rate limit waits for Retry-After, a refused login marks the connection for
+re-linking and tells its owner, an expired cursor falls back to a full read, anything else
+backs off. ``flask sync run`` and the worker's schedule are the two callers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from app.accounts.models import User
+from app.admin.settings import get_setting
+from app.connections.freshness import sync_interval
+from app.connections.models import BusyBlock, BusyStatus, Connection, ConnectionKind, LinkedCalendar
+from app.connections.providers import provider_for
+from app.connections.providers.base import (
+    AuthFailed,
+    CursorExpired,
+    Provider,
+    ProviderError,
+    RateLimited,
+    RemoteCalendar,
+    SyncResult,
+)
+from app.database import begin_write, utcnow
+from app.extensions import db
+from app.outbox import emit
+
+log = logging.getLogger(__name__)
+
+PAST = timedelta(days=1)  # keep yesterday: a booking moved into the past still shows clashes
+MAX_HORIZON_DAYS = 400
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass
+class SyncReport:
+    """What one connection's sync did, for the CLI summary and the health screen."""
+
+    connection_id: int
+    calendars: int = 0
+    added: int = 0  # busy blocks written
+    removed: int = 0  # busy blocks deleted
+    requests: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def due_connections(now: datetime | None = None) -> list[int]:
+    """Ids of connections whose next sync time has come (never-synced ones first)."""
+    now = now or utcnow()
+    query = (
+        select(Connection.id)
+        .where((Connection.next_sync_at.is_(None)) | (Connection.next_sync_at <= now))
+        .order_by(Connection.next_sync_at.is_not(None), Connection.next_sync_at, Connection.id)
+    )
+    return list(db.session.scalars(query))
+
+
+def request_sync(connection: Connection) -> None:
+    """Ask for a sync as soon as the scheduler next looks (within a minute); no Redis needed."""
+    connection.next_sync_at = utcnow()
+
+
+def sync_window(now: datetime) -> tuple[datetime, datetime]:
+    horizon = min(int(get_setting("booking_horizon_days")), MAX_HORIZON_DAYS)
+    return now - PAST, now + timedelta(days=horizon)
+
+
+def sync_connection(connection_id: int, now: datetime | None = None) -> SyncReport:
+    """Sync one connection now, record its health and commit. Provider faults become health
+    (``report.error``), never exceptions.
+
+    Network calls happen outside any writing transaction: on SQLite the write lock is held
+    only for the short step that stores the result, so a slow calendar server never makes a
+    booking wait. Whatever changed in between (a calendar unticked, the link removed) is
+    re-read under the lock before anything is stored.
+    """
+    now = now or utcnow()
+    report = SyncReport(connection_id)
+    connection = db.session.get(Connection, connection_id)
+    if connection is None:
+        db.session.rollback()
+        report.error = "The connection no longer exists."
+        return report
+    results: dict[int, SyncResult | ProviderError] = {}
+    failure: Exception | None = None
+    provider: Provider | None = None
+    try:
+        provider = provider_for(connection)
+        if connection.is_organisation:
+            tenant = provider.list_calendars()
+            _end_read()
+            begin_write()
+            _match_tenant_users(_reload(connection_id), tenant)
+            db.session.commit()
+        wanted = [c for c in connection.calendars if c.use_for_availability]
+        _end_read()
+        results = _read(provider, wanted, now)
+    except Exception as exc:  # recorded below, under the write lock
+        failure = exc
+    new_secret = getattr(provider, "new_secret", None)
+
+    _end_read()
+    begin_write()
+    connection = _reload(connection_id)
+    if connection is None:
+        db.session.rollback()
+        report.error = "The connection was removed while it was being read."
+        return report
+    connection.last_attempt_at = now
+    connection.reseal_if_old()
+    if new_secret:
+        connection.store_secret(new_secret)  # Microsoft rotates refresh tokens
+    if failure is None:
+        _store(connection, results, now, report)
+        _record_success(connection, report, now)
+    else:
+        report.error = _record_fault(connection, failure, now)
+    db.session.commit()
+    return report
+
+
+def _end_read() -> None:
+    """Finish the read-only transaction (commit keeps loaded objects usable)."""
+    db.session.commit()
+
+
+def _reload(connection_id: int) -> Connection | None:
+    return db.session.get(Connection, connection_id, populate_existing=True)
+
+
+def _record_fault(connection: Connection, exc: Exception, now: datetime) -> str:
+    if isinstance(exc, AuthFailed):
+        mark_needs_relink(connection, str(exc), now)
+    elif isinstance(exc, RateLimited):
+        _record_failure(connection, str(exc), now, wait=timedelta(seconds=exc.retry_after))
+    elif isinstance(exc, ProviderError):
+        _record_failure(connection, str(exc), now)
+    else:  # a bug or an answer nobody foresaw: record it, go on with the other connections
+        log.error("sync of connection %s failed", connection.id, exc_info=exc)
+        _record_failure(connection, f"Unexpected error ({type(exc).__name__}).", now)
+    return connection.last_error or ""
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _read(
+    provider: Provider, calendars: list[LinkedCalendar], now: datetime
+) -> dict[int, SyncResult | ProviderError]:
+    if not calendars:
+        return {}
+    start, end = sync_window(now)
+    results = provider.read_busy_many(calendars, start, end)
+    for calendar in calendars:
+        if isinstance(results.get(calendar.id), CursorExpired):
+            # The provider forgot our place (Graph 410, CalDAV invalid sync-token): read it
+            # all again. A full result replaces everything, so nothing deleted comes back.
+            results[calendar.id] = _full_read(provider, calendar, start, end)
+    return results
+
+
+def _full_read(provider, calendar, start, end) -> SyncResult | ProviderError:
+    try:
+        return provider.read_busy(calendar, start, end, None)
+    except (AuthFailed, RateLimited):
+        raise
+    except ProviderError as exc:
+        return exc
+
+
+def _store(
+    connection: Connection,
+    results: dict[int, SyncResult | ProviderError],
+    now: datetime,
+    report: SyncReport,
+) -> None:
+    for calendar in connection.calendars:
+        if not calendar.use_for_availability:
+            report.removed += _clear(calendar)
+            calendar.sync_cursor = None
+            continue
+        report.calendars += 1
+        result = results.get(calendar.id)
+        if result is None:
+            continue  # ticked while we were reading: the next sync reads it
+        if isinstance(result, ProviderError):
+            report.warnings.append(f"{calendar.name or 'Calendar'}: {result}")
+            continue
+        _apply(connection, calendar, result, report)
+        calendar.sync_cursor = result.cursor
+        calendar.last_synced_at = now
+
+
+def _apply(
+    connection: Connection, calendar: LinkedCalendar, result: SyncResult, report: SyncReport
+) -> None:
+    if result.full:
+        report.removed += _clear(calendar)
+    keep_titles = connection.is_organisation and bool(get_setting("show_event_details"))
+    rows = []
+    for change in result.changes:
+        if not result.full:
+            report.removed += db.session.execute(
+                delete(BusyBlock).where(
+                    BusyBlock.calendar_id == calendar.id, BusyBlock.event_key == change.key
+                )
+            ).rowcount
+        if change.deleted:
+            continue
+        for block in change.blocks:
+            if block.status == BusyStatus.FREE or block.ends_at <= block.starts_at:
+                continue
+            title = (block.title or "").strip()[:300] if keep_titles else ""
+            rows.append(
+                BusyBlock(
+                    person_id=calendar.person_id,
+                    calendar_id=calendar.id,
+                    event_key=change.key[:1000],
+                    starts_at=block.starts_at,
+                    ends_at=block.ends_at,
+                    status=block.status,
+                    source=connection.source,
+                    title=title or None,  # C2: only organisation titles, only when enabled
+                )
+            )
+    db.session.add_all(rows)
+    report.added += len(rows)
+    report.requests += result.requests
+    report.warnings.extend(result.warnings)
+
+
+def _clear(calendar: LinkedCalendar) -> int:
+    return db.session.execute(
+        delete(BusyBlock).where(BusyBlock.calendar_id == calendar.id)
+    ).rowcount
+
+
+def _match_tenant_users(connection: Connection | None, tenant: list[RemoteCalendar]) -> None:
+    """Give every Slotbook user whose email is in the tenant an organisation calendar (K1),
+    except people with their own Microsoft link, which takes priority (seed 000)."""
+    if connection is None:
+        return
+    by_email = {c.remote_id.lower(): c for c in tenant}
+    personal = set(
+        db.session.scalars(
+            select(Connection.user_id).where(Connection.kind == ConnectionKind.MICROSOFT)
+        )
+    )
+    users = db.session.scalars(
+        select(User).where(func.lower(User.email).in_(list(by_email)), User.active.is_(True))
+    ).all()
+    eligible = {u.id: u for u in users if u.id not in personal}
+    existing = {c.person_id: c for c in connection.calendars}
+    for person_id, calendar in existing.items():
+        if person_id not in eligible:
+            connection.calendars.remove(calendar)  # cascade removes its busy blocks
+    for person_id, user in eligible.items():
+        if person_id not in existing:
+            remote = by_email[user.email.lower()]
+            connection.calendars.append(
+                LinkedCalendar(
+                    person_id=person_id,
+                    remote_id=remote.remote_id,
+                    name=remote.name or user.email,
+                    use_for_availability=True,
+                    receives_bookings=False,
+                )
+            )
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+def _record_success(connection: Connection, report: SyncReport, now: datetime) -> None:
+    connection.last_success_at = now
+    connection.failure_count = 0
+    connection.needs_relink = False
+    connection.last_error = None
+    connection.warnings = report.warnings[:20]
+    connection.next_sync_at = now + sync_interval()
+
+
+def _record_failure(
+    connection: Connection, message: str, now: datetime, wait: timedelta | None = None
+) -> None:
+    connection.failure_count += 1
+    connection.last_error = message
+    connection.last_error_at = now
+    if wait is None:
+        backoff = sync_interval() * 2 ** min(connection.failure_count - 1, 6)
+        wait = min(backoff, MAX_BACKOFF) * (0.8 + 0.4 * random.random())  # jitter spreads retries
+    connection.next_sync_at = now + wait
+
+
+def mark_needs_relink(connection: Connection, message: str, now: datetime) -> None:
+    """The provider refused our login (K6): flag the connection and tell its owner, once."""
+    first_time = not connection.needs_relink
+    connection.needs_relink = True
+    _record_failure(connection, message, now)
+    if first_time:
+        # The owner sees a banner at once; the notifications feature mails it from here.
+        emit(
+            "connection.needs_relink",
+            connection_id=connection.id,
+            user_id=connection.user_id,
+            kind=connection.kind,
+        )
+
+
+def sync_due(now: datetime | None = None) -> list[SyncReport]:
+    """Sync every due connection, one transaction each."""
+    ids = due_connections(now)
+    db.session.commit()
+    return [sync_connection(i, now) for i in ids]
