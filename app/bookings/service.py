@@ -384,8 +384,9 @@ def update_details(
     *,
     description: str | None = None,
     location_detail: str | None = None,
+    location_mode: str | None = None,
 ) -> Booking:
-    """Edit the booking's free text (``None`` leaves a field as it is).
+    """Edit the booking's free text and how it meets (``None`` leaves a field as it is).
 
     An edit is a change people are told about: the sequence goes up, the audit records old and
     new values and "booking.updated" is emitted. Setting the values it already has records
@@ -397,8 +398,15 @@ def update_details(
         raise BookingError(f"A {booking.status} booking cannot be edited.")
     if location_detail is not None and len(location_detail) > LOCATION_DETAIL_MAX:
         raise BookingError(f"The location may be at most {LOCATION_DETAIL_MAX} characters.")
+    if location_mode is not None and location_mode not in booking.booking_type.location_modes:
+        raise BookingError(f"{booking.booking_type.name} cannot take place that way.")
     changes = {}
-    for field, value in (("description", description), ("location_detail", location_detail)):
+    fields = (
+        ("description", description),
+        ("location_detail", location_detail),
+        ("location_mode", location_mode),
+    )
+    for field, value in fields:
         if value is not None and value != getattr(booking, field):
             changes[field] = [getattr(booking, field), value]
             setattr(booking, field, value)

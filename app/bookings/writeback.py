@@ -35,6 +35,7 @@ from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import (
     AuthFailed,
     EventData,
+    EventMissing,
     ProviderError,
     ProviderSettings,
     RateLimited,
@@ -125,7 +126,10 @@ def _sync_one(
         event.ends_at,
         event.tentative,
     ):
-        written = provider.update_event(want.calendar, record.remote_id, event, record.etag)
+        try:
+            written = provider.update_event(want.calendar, record.remote_id, event, record.etag)
+        except EventMissing:  # deleted by hand in the calendar: the booking still stands
+            written = provider.create_event(want.calendar, event)
     else:
         return
     record.remote_id, record.etag = written.remote_id, written.etag

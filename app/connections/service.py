@@ -108,7 +108,12 @@ def add_ics(user, url: str) -> Connection:
     """Subscribe to a read-only ICS feed after checking it answers as iCalendar."""
     _require_provider(ConnectionKind.ICS)
     url = _clean_url(url, webcal=True)
-    draft = Connection(kind=ConnectionKind.ICS, user_id=user.id, url=url, label=_host(url))
+    # Private feed addresses are bearer secrets (Google's "secret address", iCloud's
+    # published token): the whole URL is sealed, and only a redacted form is kept in clear.
+    draft = Connection(
+        kind=ConnectionKind.ICS, user_id=user.id, url=redacted_feed_url(url), label=_host(url)
+    )
+    draft.store_secret(url)
     return _link(user.id, draft)
 
 
@@ -210,6 +215,16 @@ def _discover(
 
 def _same_account(user_id: int, draft: Connection) -> Connection | None:
     query = select(Connection).where(Connection.user_id == user_id, Connection.kind == draft.kind)
+    if draft.kind == ConnectionKind.ICS:  # the feed address is sealed: compare it opened
+        address = draft.reveal_secret()
+        return next(
+            (
+                c
+                for c in db.session.scalars(query.order_by(Connection.id))
+                if c.reveal_secret() == address
+            ),
+            None,
+        )
     if draft.url:
         query = query.where(Connection.url == draft.url)
     if draft.username:
@@ -580,6 +595,20 @@ def _clean_url(url: str, webcal: bool = False) -> str:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.hostname or url
+
+
+def redacted_feed_url(url: str) -> str:
+    """What may be stored and shown of a feed address: the server and a file name such as
+    "basic.ics", never the other path segments or the query that usually hold its key."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    segments = [s for s in parts.path.split("/") if s]
+    last = segments[-1] if segments else ""
+    shown = last if "." in last and len(last) <= 40 else ""
+    hidden = "…/" if len(segments) > (1 if shown else 0) else ""
+    return f"{parts.scheme}://{host}/{hidden}{shown}"
 
 
 def display_url(url: str | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -21,7 +21,7 @@ from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.connections.freshness import sync_interval
 from app.connections.models import BusyBlock, BusyStatus, Connection, ConnectionKind, LinkedCalendar
-from app.connections.providers import provider_for
+from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import (
     AuthFailed,
     CursorExpired,
@@ -34,6 +34,7 @@ from app.connections.providers.base import (
 from app.database import begin_write, utcnow
 from app.extensions import db
 from app.outbox import emit
+from app.security import DecryptionError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
     failure: Exception | None = None
     provider: Provider | None = None
     try:
-        provider = provider_for(connection)
+        # One retry within a sync is enough: the next sync is only an interval away.
+        provider = provider_for(connection, replace(provider_settings(), http_attempts=2))
         if connection.is_organisation:
             tenant = provider.list_calendars()
             _end_read()
@@ -118,12 +120,16 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
         report.error = "The connection was removed while it was being read."
         return report
     connection.last_attempt_at = now
-    connection.reseal_if_old()
     if new_secret:
         connection.store_secret(new_secret)  # Microsoft rotates refresh tokens
     if failure is None:
-        _store(connection, results, now, report)
-        _record_success(connection, report, now)
+        connection.reseal_if_old()  # it opened, so an older key is re-sealed with the newest
+        failed = _store(connection, results, now, report)
+        if failed and failed == report.calendars:  # nothing could be read: that is a fault
+            report.error = report.warnings.pop(0)
+            _record_failure(connection, report.error, now)
+        else:
+            _record_success(connection, report, now)
     else:
         report.error = _record_fault(connection, failure, now)
     db.session.commit()
@@ -146,6 +152,13 @@ def _record_fault(connection: Connection, exc: Exception, now: datetime) -> str:
         _record_failure(connection, str(exc), now, wait=timedelta(seconds=exc.retry_after))
     elif isinstance(exc, ProviderError):
         _record_failure(connection, str(exc), now)
+    elif isinstance(exc, DecryptionError):
+        _record_failure(
+            connection,
+            "The saved credentials cannot be opened: the encryption key that sealed them is "
+            "no longer in SLOTBOOK_ENCRYPTION_KEYS. Restore it, or link the calendar again.",
+            now,
+        )
     else:  # a bug or an answer nobody foresaw: record it, go on with the other connections
         log.error("sync of connection %s failed", connection.id, exc_info=exc)
         _record_failure(connection, f"Unexpected error ({type(exc).__name__}).", now)
@@ -184,7 +197,9 @@ def _store(
     results: dict[int, SyncResult | ProviderError],
     now: datetime,
     report: SyncReport,
-) -> None:
+) -> int:
+    """Store what was read; returns how many calendars could not be read."""
+    failed = 0
     for calendar in connection.calendars:
         if not calendar.use_for_availability:
             report.removed += _clear(calendar)
@@ -196,10 +211,12 @@ def _store(
             continue  # ticked while we were reading: the next sync reads it
         if isinstance(result, ProviderError):
             report.warnings.append(f"{calendar.name or 'Calendar'}: {result}")
+            failed += 1
             continue
         _apply(connection, calendar, result, report)
         calendar.sync_cursor = result.cursor
         calendar.last_synced_at = now
+    return failed
 
 
 def _apply(
@@ -314,7 +331,7 @@ def mark_needs_relink(connection: Connection, message: str, now: datetime) -> No
             "connection.needs_relink",
             connection_id=connection.id,
             user_id=connection.user_id,
-            kind=connection.kind,
+            connection_kind=connection.kind,
         )
 
 

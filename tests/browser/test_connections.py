@@ -110,7 +110,9 @@ def test_link_a_feed_choose_and_disconnect(
     page.get_by_role("button", name="Check and subscribe").click()
     expect(page.get_by_role("status").first).to_contain_text("Linked “127.0.0.1” with 1 calendar")
     with app.app_context():
-        feed_id = db.session.scalars(select(Connection.id).where(Connection.url == feed)).one()
+        feed_id = db.session.scalars(
+            select(Connection.id).where(Connection.kind == "ics", Connection.user_id == ada.id)
+        ).one()
         sync_connection(feed_id)  # what the worker does within a minute
     page.reload()
     expect(page.get_by_role("region", name="From your organisation")).to_contain_text("OK")

@@ -196,7 +196,9 @@ def test_add_ics_links_a_read_only_feed(app, cli, ada, ics_server):
     assert ics_server.hits, "the feed was not fetched before saving"
     with app.app_context():
         connection = db.session.scalars(select(Connection)).one()
-        assert (connection.kind, connection.user_id, connection.url) == ("ics", ada.id, url)
+        assert (connection.kind, connection.user_id) == ("ics", ada.id)
+        assert connection.url == url  # nothing to hide in http://127.0.0.1:port/rota.ics
+        assert connection.reveal_secret() == url  # the address itself is sealed
         assert connection.next_sync_at is not None  # due now
         [calendar] = connection.calendars
         assert calendar.person_id == ada.id
@@ -334,7 +336,8 @@ def test_list_shows_connections_without_secrets(app, cli, ada, ics_server, calda
         "STATE",
     ]
     ics_line = next(line for line in lines if " ics " in line)
-    assert "ada@example.test" in ics_line and feed + "?…" in ics_line
+    assert "ada@example.test" in ics_line and "/…/rota.ics" in ics_line
+    assert "?" not in ics_line and "/private/" not in ics_line
     assert ics_line.split()[-3:] == ["never", "never", "synced"]
     caldav_line = next(line for line in lines if " caldav " in line)
     assert caldav_account.base_url in caldav_line
@@ -402,19 +405,20 @@ def test_sync_run_for_one_user(app, cli, ada, factory, ics_server):
     assert people == {bo.id}
 
 
-def test_sync_run_reports_a_vanished_feed_as_a_warning(app, cli, ada, ics_server):
-    """A feed that now answers 404 is a warning on the connection, not a crash."""
+def test_sync_run_reports_a_vanished_feed_as_an_error(app, cli, ada, ics_server):
+    """A feed that now answers 404 fails its connection (nothing could be read), clearly and
+    without a crash; the cached busy time stays until it goes stale."""
     allow_private_urls(app)
     url = ics_server.publish("/gone.ics", default_feed())
     assert cli("connections", "add-ics", "ada@example.test", url).exit_code == 0
     del ics_server.feeds["/gone.ics"]
 
     result = cli("sync", "run")
-    assert result.exit_code == 0, result.output
-    assert "Synced 1 connection: 0 busy blocks added, 0 removed, 1 warning, 0 errors." in (
+    assert result.exit_code == 1, result.output
+    assert "Synced 1 connection: 0 busy blocks added, 0 removed, 0 warnings, 1 error." in (
         result.output
     )
-    assert "warning, connection" in result.output
+    assert "error, connection 1: Team rota: No calendar feed was found" in result.output
 
 
 def test_sync_run_exits_1_when_a_connection_fails(app, cli, ada, ics_server):

@@ -92,7 +92,8 @@ def test_the_feed_is_one_read_only_calendar_named_by_the_feed(server, person):
 
     (calendar,) = provider(person, server.url("/anna.ics")).list_calendars()
 
-    assert calendar.remote_id == server.url("/anna.ics")
+    assert calendar.remote_id.startswith("feed-")  # names the feed without its address
+    assert "anna" not in calendar.remote_id
     assert calendar.name == "Anna's work"
     assert calendar.writable is False
     assert IcsProvider.can_write is False
@@ -317,9 +318,11 @@ def test_problems_in_the_feed_come_back_as_warnings(server, person):
     assert by_key(result) == {"dentist": [(utc(2026, 3, 10, 9), utc(2026, 3, 10, 10))]}
 
 
-def test_a_protected_feed_gets_its_credentials(server, person):
+def test_a_protected_feed_gets_the_credentials_in_its_address(server, person):
+    """The address is the connection's sealed secret; credentials in it become Basic auth."""
     server.feed("/private.ics", feed(DENTIST))
-    ics = provider(person, server.url("/private.ics"), username="anna", secret="app-password")
+    address = server.url("/private.ics").replace("http://", "http://anna:app-password@")
+    ics = provider(person, "http://127.0.0.1/…/private.ics", secret=address)
 
     ics.list_calendars()
 

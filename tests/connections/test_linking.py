@@ -879,4 +879,24 @@ def test_no_secret_is_ever_rendered(
     for html in pages:
         for secret in secrets:
             assert secret not in html
-    assert "127.0.0.1" in pages[0] and "?…" in pages[0]
+    assert "127.0.0.1" in pages[0] and "/private.ics" in pages[0]  # redacted, no query
+
+
+@pytest.mark.parametrize(
+    ("address", "kept"),
+    [
+        (
+            "https://calendar.google.com/calendar/ical/a%40b.c/private-0f1e2d/basic.ics",
+            "https://calendar.google.com/…/basic.ics",
+        ),
+        (
+            "webcal://p01-caldav.icloud.com/published/2/MTIzNDU2Nzg5MDEy",
+            "webcal://p01-caldav.icloud.com/…/",
+        ),
+        ("https://example.test/rota.ics?key=s3cr3t", "https://example.test/rota.ics"),
+        ("https://example.test/abcdef0123456789", "https://example.test/…/"),
+        ("https://example.test:8443/", "https://example.test:8443/"),
+    ],
+)
+def test_feed_addresses_are_kept_only_redacted(address, kept):
+    assert service.redacted_feed_url(address) == kept

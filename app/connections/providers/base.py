@@ -47,6 +47,10 @@ class CursorExpired(ProviderError):
     Graph 410): the caller starts a full resync."""
 
 
+class EventMissing(ProviderError):
+    """The calendar or event is not there (404): someone deleted it by hand."""
+
+
 class NotACalendarServer(ProviderError):
     """The URL answered, but not as a CalDAV server or an iCalendar feed."""
 

@@ -38,6 +38,7 @@ from app.connections.providers.base import (
     CursorExpired,
     EventChange,
     EventData,
+    EventMissing,
     Provider,
     ProviderError,
     ProviderSettings,
@@ -175,7 +176,7 @@ class _GraphProvider(Provider):
                 "app registration has the calendar permissions and admin consent."
             )
         if status == 404:
-            raise ProviderError(f"Microsoft could not find the calendar or event ({code}).")
+            raise EventMissing(f"Microsoft could not find the calendar or event ({code}).")
         if status >= 500:
             raise TemporaryFailure(f"Microsoft Graph had an internal error ({status}).")
         raise ProviderError(f"Microsoft Graph refused the request ({status} {code}): {message}")
@@ -429,7 +430,7 @@ class GraphPersonalProvider(_GraphProvider):
         self._delete(self._url(f"/me/events/{_seg(remote_id)}"))
 
 
-_RELINK = "Please link your Microsoft account again under My calendars."
+_RELINK = "Please link your Microsoft account again under Calendars."
 
 
 # --- the personal link flow (used by the UI) -------------------------------------------

@@ -18,6 +18,7 @@ warnings, so busy time that could not be read is not wiped from the cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -65,14 +66,16 @@ class IcsProvider(Provider):
 
     def list_calendars(self) -> list[RemoteCalendar]:
         """The feed itself, once it has shown that it really is iCalendar."""
-        url = feed_url(self.connection.url)
-        if len(url) > MAX_URL_LENGTH:  # LinkedCalendar.remote_id holds the address
+        url = self._address()
+        if len(url) > MAX_URL_LENGTH:
             raise ProviderError(f"That address is longer than {MAX_URL_LENGTH} characters.")
         body = self._download(url, {})
         if not looks_like_calendar(body):
             raise NotACalendarServer(NOT_A_FEED)
         name = parse_calendar_name(body) or urlsplit(url).hostname or "ICS feed"
-        return [RemoteCalendar(remote_id=url, name=name, writable=False)]
+        # The id names the feed without repeating its (secret) address.
+        remote_id = "feed-" + hashlib.sha256(url.encode()).hexdigest()[:16]
+        return [RemoteCalendar(remote_id=remote_id, name=name, writable=False)]
 
     def read_busy(
         self,
@@ -83,7 +86,7 @@ class IcsProvider(Provider):
     ) -> SyncResult:
         """Unchanged feed (304) → no changes; otherwise the whole feed, expanded."""
         self.requests = 0
-        url = feed_url(calendar.remote_id or self.connection.url)
+        url = self._address()
         previous = Validators.load(cursor)
         conditional = previous is not None and previous.covers(start, end)
         response = self._get(url, previous.headers() if conditional else {})
@@ -92,6 +95,11 @@ class IcsProvider(Provider):
             return SyncResult(changes=[], cursor=cursor, full=False, requests=self.requests)
         body = self._body(self._checked(response))
         return self._expanded(body, response, start, end + WINDOW_SLACK)
+
+    def _address(self) -> str:
+        """The feed URL: sealed as the connection's secret (it usually carries an access
+        key), or in clear for a feed linked without one."""
+        return feed_url(self.secret or self.connection.url or "")
 
     # -- reading the feed -----------------------------------------------------------------
 
@@ -128,7 +136,8 @@ class IcsProvider(Provider):
         return self._body(self._checked(self._get(url, headers)))
 
     def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
-        auth = (self.connection.username or "", self.secret) if self.secret else None
+        # A protected feed carries its user name and password in the (sealed) address;
+        # requests sends them as Basic auth, and never to another host on a redirect.
         return http.fetch(
             self.session,
             "GET",
@@ -136,7 +145,6 @@ class IcsProvider(Provider):
             self.settings,
             guard=True,
             headers={"Accept": "text/calendar, */*;q=0.5", **headers},
-            auth=auth,
             stream=True,
         )
 
