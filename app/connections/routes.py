@@ -212,14 +212,14 @@ def microsoft_start():
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("connections.index"), 303)
-    session[FLOW_KEY] = flow
+    session[FLOW_KEY] = service.seal_flow(flow)  # holds the PKCE verifier: not for the browser
     return redirect(flow["auth_uri"], 303)
 
 
 @bp.get("/me/calendars/microsoft/callback")
 @login_required
 def microsoft_callback():
-    flow = session.pop(FLOW_KEY, None)
+    flow = service.open_flow(session.pop(FLOW_KEY, None))
     db.session.rollback()  # end the read: linking writes later, as a writer
     try:
         connection = service.complete_microsoft_link(current_user, flow, request.args.to_dict())

@@ -13,6 +13,7 @@ so a slow server never makes a booking wait (the same rule ``sync.py`` follows).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from app.connections.providers.base import Provider, ProviderError, RemoteCalend
 from app.connections.sync import request_sync
 from app.database import begin_write, utcnow
 from app.extensions import db
+from app.security import DecryptionError, keyring
 
 MAX_URL_LENGTH = 2000
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -157,6 +159,22 @@ def complete_microsoft_link(user, flow: dict | None, query: dict[str, str]) -> C
     except ValueError as exc:  # msal's own state check
         raise LinkError(STATE_MISMATCH) from exc
     return finish_microsoft_link(user, account)
+
+
+def seal_flow(flow: dict) -> str:
+    """The auth-code flow as it may travel in the (signed, not encrypted) session cookie: it
+    holds the PKCE code verifier, which only the server should know."""
+    return keyring().encrypt(json.dumps(flow))
+
+
+def open_flow(sealed: str | None) -> dict | None:
+    """The flow back from the session; None when absent or not ours (a state mismatch)."""
+    if not sealed:
+        return None
+    try:
+        return json.loads(keyring().decrypt(sealed))
+    except (DecryptionError, ValueError):
+        return None
 
 
 def finish_microsoft_link(user, account) -> Connection:

@@ -554,6 +554,9 @@ def test_microsoft_link_and_link_again(app, client, ada, microsoft):
     auth_uri, params = start_link(client)
     assert auth_uri.startswith(microsoft.authority_host)
     assert params["redirect_uri"] == CALLBACK and params["state"]
+    with client.session_transaction() as browser_session:  # the cookie the browser holds
+        kept = browser_session["microsoft_link_flow"]
+        assert kept.startswith("v1.") and "code_verifier" not in kept  # sealed PKCE verifier
     response = client.get(consent(microsoft, auth_uri))
     assert response.status_code == 303
     assert f"Linked “{ada.email}”" in page(client)

@@ -409,3 +409,29 @@ def test_synced_busy_time_shows_in_the_calendar_and_the_booking_form(
     ).get_data(as_text=True)
     assert "pv-busy" in preview and "pv-conflict" in preview
     assert "Conflicts with Busy" in preview
+
+
+def test_the_worker_schedule_syncs_due_connections_once(app, ada, redis):
+    """The periodic dispatcher queues one job per due connection (never a second copy while
+    one waits), and the worker's job reads the calendar."""
+    from rq import SimpleWorker
+
+    from app import jobs
+    from tests.connections.test_cli import IcsFeedServer
+
+    feeds = IcsFeedServer()
+    try:
+        url = feeds.publish("/rota.ics", _calendar(_event("rota", _utc(2, 9), _utc(2, 10))))
+        connection_id = linking.link_ics(app, ada, url)
+        with app.app_context():
+            assert jobs.dispatch_calendar_syncs() == 1
+            assert jobs.dispatch_calendar_syncs() == 0  # already queued
+            sync_queue = jobs.queue(jobs.SYNC_QUEUE)
+            SimpleWorker([sync_queue], connection=sync_queue.connection).work(burst=True)
+            db.session.remove()
+        assert blocks(app, ada.id) == [(_utc(2, 9), _utc(2, 10), "busy", None)]
+        assert connection_row(app, connection_id).last_success_at is not None
+        with app.app_context():
+            assert jobs.dispatch_calendar_syncs() == 0  # next one is an interval away
+    finally:
+        feeds.close()
