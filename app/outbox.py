@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, Integer, String, Text, event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.database import UTCDateTime, begin_write, utcnow
@@ -42,6 +43,11 @@ class OutboxMessage(db.Model):
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Handlers that already succeeded for this row: a retry runs only the others, so one
+    # consumer's trouble (a calendar server down) neither repeats nor delays another's work.
+    handled: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Optional "at most once" key (a reminder per booking, attendee and start time).
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
 
 def handles(*kinds: str) -> Callable[[Handler], Handler]:
@@ -67,6 +73,30 @@ def emit(kind: str, **payload: object) -> OutboxMessage:
     message = OutboxMessage(kind=kind, payload=payload)
     db.session.add(message)
     return message
+
+
+def emit_once(dedupe_key: str, kind: str, **payload: object) -> OutboxMessage | None:
+    """Like ``emit``, but only if no message with ``dedupe_key`` exists (None otherwise).
+
+    The unique key makes it hold across processes: on PostgreSQL a racing twin fails at the
+    insert and is dropped inside its savepoint; on SQLite the write lock serialises them.
+    """
+    exists = db.session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+    )
+    if exists is not None:
+        return None
+    try:
+        with db.session.begin_nested():
+            message = OutboxMessage(kind=kind, payload=payload, dedupe_key=dedupe_key)
+            db.session.add(message)
+    except IntegrityError:
+        return None
+    return message
+
+
+def handler_name(handler: Handler) -> str:
+    return f"{handler.__module__}.{handler.__qualname__}"
 
 
 # --- enqueue after commit -------------------------------------------------------------
@@ -124,11 +154,12 @@ def sweep(older_than: timedelta | None = None) -> int:
 
 
 def deliver(message_id: int, max_attempts: int = 8) -> str:
-    """Run the handlers of one row at most once to success; return its status afterwards.
+    """Run the handlers of one row, each at most once to success; return the row's status.
 
     The row is taken under the write lock (SQLite) or ``FOR UPDATE`` (PostgreSQL), so two
-    workers given the same id cannot both run it. A failing handler leaves the row pending
-    with an exponential back-off until ``max_attempts``, then marks it failed.
+    workers given the same id cannot both run it. Each handler runs in its own savepoint and
+    is remembered once it succeeds; a failing one leaves the row pending with an exponential
+    back-off until ``max_attempts``, then marks it failed, and only the failed ones run again.
     """
     begin_write()
     message = db.session.scalars(
@@ -146,20 +177,30 @@ def deliver(message_id: int, max_attempts: int = 8) -> str:
         db.session.commit()
         return PENDING
     message.attempts += 1
-    try:
-        with db.session.begin_nested():
-            for handler in handlers:
+    done = set(message.handled or [])
+    failures: list[Exception] = []
+    for handler in handlers:
+        name = handler_name(handler)
+        if name in done:
+            continue
+        try:
+            with db.session.begin_nested():
                 handler(message)
-    except Exception as exc:
-        log.exception("outbox: message %s (%s) failed", message.id, message.kind)
-        message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        except Exception as exc:
+            log.exception("outbox: message %s (%s): %s failed", message.id, message.kind, name)
+            failures.append(exc)
+        else:
+            done.add(name)
+    message.handled = sorted(done)
+    if failures:
+        message.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in failures)[:2000]
         if message.attempts >= max_attempts:
             message.status = FAILED
         else:
             backoff = min(3600, 2**message.attempts * 15)
             # A provider that said when to come back (Retry-After) is believed.
-            wait = max(backoff, float(getattr(exc, "retry_after", 0) or 0))
-            message.available_at = utcnow() + timedelta(seconds=wait)
+            asked = max(float(getattr(e, "retry_after", 0) or 0) for e in failures)
+            message.available_at = utcnow() + timedelta(seconds=max(backoff, asked))
     else:
         message.status = DONE
         message.done_at = utcnow()

@@ -230,3 +230,61 @@ def test_a_kind_nobody_handles_yet_waits_instead_of_being_done(app):
         finally:
             outbox._handlers.pop("test.later")
         assert [m.id for m in seen] == [message_id]
+
+
+def test_each_handler_succeeds_once_and_only_failed_ones_run_again(app):
+    """Two consumers of one row: the one that worked is not repeated when the other is
+    retried (a mail is not sent twice because a calendar server was down)."""
+    from app import outbox
+    from app.database import begin_write
+    from app.extensions import db
+
+    calls: dict[str, int] = {"steady": 0, "flaky": 0}
+
+    def steady(message) -> None:
+        calls["steady"] += 1
+
+    def flaky(message) -> None:
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise RuntimeError("server down")
+
+    outbox.handles("test.fanout")(steady)
+    outbox.handles("test.fanout")(flaky)
+    try:
+        with app.app_context():
+            begin_write()
+            message = outbox.emit("test.fanout")
+            db.session.commit()
+            message_id = message.id
+            assert outbox.deliver(message_id) == outbox.PENDING
+            row = db.session.get(outbox.OutboxMessage, message_id)
+            assert row.handled == [outbox.handler_name(steady)]
+            assert row.last_error == "RuntimeError: server down"
+            db.session.commit()
+            assert outbox.deliver(message_id) == outbox.DONE
+            db.session.remove()
+    finally:
+        outbox._handlers.pop("test.fanout")
+    assert calls == {"steady": 1, "flaky": 2}
+
+
+def test_emit_once_keeps_one_message_per_key(app):
+    from app import outbox
+    from app.database import begin_write
+    from app.extensions import db
+
+    with app.app_context():
+        begin_write()
+        first = outbox.emit_once("reminder:1:2", "test.reminder", booking_id=1)
+        assert first is not None
+        assert outbox.emit_once("reminder:1:2", "test.reminder", booking_id=1) is None
+        db.session.commit()
+        begin_write()
+        assert outbox.emit_once("reminder:1:2", "test.reminder", booking_id=1) is None
+        db.session.commit()
+        kinds = db.session.scalars(
+            select(outbox.OutboxMessage.kind).where(outbox.OutboxMessage.kind == "test.reminder")
+        ).all()
+        assert kinds == ["test.reminder"]
+        db.session.remove()
