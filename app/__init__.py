@@ -62,6 +62,7 @@ def _import_models() -> None:
     # Outbox consumers register themselves on import.
     import app.bookings.writeback
     import app.connections.models
+    import app.notifications.models
     import app.outbox
     import app.polls.models  # noqa: F401
 
