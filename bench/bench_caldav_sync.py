@@ -284,6 +284,7 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
         f"{time.perf_counter() - started:.1f} s (not part of the measurement)"
     )
 
+    print(f"load average before the measurement: {os.getloadavg()[0]:.1f} (1 min)")
     app = create_app(TestConfig(f"sqlite:///{root}/bench.db"))
     with app.app_context():
         upgrade()
@@ -309,7 +310,7 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
         print(f"Linked {linked} calendars with add_caldav in {time.perf_counter() - started:.1f} s")
 
         # Workload 1: first full sync, then refreshes with nothing changed.
-        (first_total, first_each, first), first_cpu = measured(lambda: sync_all(ids), radicale.pid)
+        (first_total, _, first), first_cpu = measured(lambda: sync_all(ids), radicale.pid)
         refreshes = []
         for _ in range(args.refresh_runs):
             (total, each, reports), cpu = measured(lambda: sync_all(ids), radicale.pid)
@@ -318,9 +319,8 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
         db.session.commit()
 
         # Workload 2: the first full sync of the big calendar, then full re-reads.
-        (big_first, big_first_cpu), full_reads = measured(
-            lambda: sync_connection(big_id), radicale.pid
-        ), []
+        big_first, big_first_cpu = measured(lambda: sync_connection(big_id), radicale.pid)
+        full_reads = []
         assert big_first.error is None and not big_first.warnings, big_first
         for _ in range(args.full_runs):
             begin_write()
@@ -333,8 +333,7 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
             report, cpu = measured(lambda: sync_connection(big_id), radicale.pid)
             assert report.error is None and report.added == big_first.added, report
             full_reads.append((report, cpu))
-        (big_refresh, big_refresh_cpu) = measured(lambda: sync_connection(big_id), radicale.pid)
-        db.session.commit()
+        big_refresh, big_refresh_cpu = measured(lambda: sync_connection(big_id), radicale.pid)
 
         if args.profile:
             import cProfile
@@ -347,11 +346,14 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
             stats = pstats.Stats(profiler)
             stats.sort_stats(os.environ.get("SORT", "cumulative")).print_stats(30)
 
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min)")
     n = args.calendars
     totals = [r[0] for r in refreshes]
     per_calendar = sorted(t for r in refreshes for t in r[1])
     requests_each = {sum(rep.requests for rep in r[2]) / n for r in refreshes}
-    changed = {(sum(rep.added for rep in r[2]), sum(rep.removed for rep in r[2])) for r in refreshes}
+    changed = {
+        (sum(rep.added for rep in r[2]), sum(rep.removed for rep in r[2])) for r in refreshes
+    }
     median_run = sorted(refreshes, key=lambda r: r[0])[len(refreshes) // 2]
     first_requests = sum(rep.requests for rep in first) / n
     first_added = sum(rep.added for rep in first)
@@ -378,7 +380,10 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
         f"p95 {ms(per_calendar[int(len(per_calendar) * 0.95)])}, max {ms(per_calendar[-1])}",
     )
     row("HTTP requests per calendar, no-change refresh", ", ".join(f"{r:g}" for r in requests_each))
-    row("busy blocks added / removed, no-change refresh", ", ".join(f"{a} / {r}" for a, r in changed))
+    row(
+        "busy blocks added / removed, no-change refresh",
+        ", ".join(f"{a} / {r}" for a, r in changed),
+    )
     wall, ours, theirs = median_run[3]
     row(
         "CPU in the median refresh: Slotbook / Radicale",
@@ -408,7 +413,8 @@ def run(args, rng, root: Path, radicale: subprocess.Popen, base_url: str, htpass
     row(
         "no-change refresh afterwards",
         f"{ms(big_refresh_cpu[0])}, {big_refresh.requests} requests, "
-        f"{big_refresh.added} added / {big_refresh.removed} removed",
+        f"{big_refresh.added} added / {big_refresh.removed} removed "
+        f"(CPU Slotbook {ms(big_refresh_cpu[1])} / Radicale {ms(big_refresh_cpu[2])})",
     )
 
 
