@@ -5,7 +5,6 @@ provider allows, with the C2 title rule and the organisation/personal priority o
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
