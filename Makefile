@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint format chromium screenshots
+.PHONY: venv run test lint format chromium icaljs screenshots
 
 venv: $(STAMP)
 
@@ -51,7 +51,25 @@ chromium:
 			"browser tests will fail. Install Debian's chromium package to run them." >&2; \
 	fi
 
-test: $(DEV_STAMP) chromium
+# The .ics tests also read Slotbook's calendars with Mozilla's ical.js under Node, pinned by
+# tests/notifications/icaljs/package-lock.json. `npm ci` runs again only when the lock file is
+# newer than its stamp; without npm, say so and carry on: only those checks need it.
+ICALJS := tests/notifications/icaljs
+ICALJS_STAMP := $(ICALJS)/node_modules/.installed-lock
+
+$(ICALJS_STAMP): $(ICALJS)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "WARNING: npm is missing; the ical.js checks in tests/notifications will fail." \
+			"Install Node.js 20 and npm to run them." >&2; \
+	elif npm ci --prefix $(ICALJS) --no-audit --no-fund --loglevel=error >/dev/null; then \
+		touch $@; \
+	else \
+		echo "WARNING: npm ci failed in $(ICALJS); the ical.js checks will fail." >&2; \
+	fi
+
+icaljs: $(ICALJS_STAMP)
+
+test: $(DEV_STAMP) chromium icaljs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Refresh the screenshots the README links to (the browser tests take them).

@@ -62,7 +62,10 @@ def _import_models() -> None:
     # Outbox consumers register themselves on import.
     import app.bookings.writeback
     import app.connections.models
+    import app.notifications.mailer
     import app.notifications.models
+    import app.notifications.planner
+    import app.notifications.sms
     import app.outbox
     import app.polls.models  # noqa: F401
 
@@ -76,6 +79,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.bookings.routes import bp as bookings_bp
     from app.calendar.routes import bp as calendar_bp
     from app.connections.routes import bp as connections_bp
+    from app.notifications.feed_routes import bp as feeds_bp
+    from app.notifications.routes import bp as notifications_bp
     from app.polls.routes import bp as polls_bp
     from app.public.routes import bp as public_bp
 
@@ -89,6 +94,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(connections_bp)
+    app.register_blueprint(notifications_bp)
+    app.register_blueprint(feeds_bp)
     # The API authenticates only with bearer tokens, never cookies, so a forged cross-site
     # request carries no credentials and CSRF tokens have nothing to protect (app/api/auth.py).
     csrf.exempt(api_bp)

@@ -21,6 +21,9 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(connections)
     app.cli.add_command(sync)
+    from app.notifications.cli import feeds
+
+    app.cli.add_command(feeds)
 
 
 @click.command("create-owner")

@@ -134,6 +134,13 @@ class Config:
         self.MS_GRAPH_URL = env_str("MS_GRAPH_URL", "https://graph.microsoft.com/v1.0")
         self.SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
         self.SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN")
+        # JSON with "{to}" and "{text}" placeholders; the default is {"to": …, "text": …}.
+        self.SMS_GATEWAY_BODY = env_str("SMS_GATEWAY_BODY")
+        # The header the token goes in: "Authorization" sends "Bearer <token>", any other
+        # name (e.g. "X-API-Key") sends the token as it is.
+        self.SMS_GATEWAY_AUTH_HEADER = env_str("SMS_GATEWAY_AUTH_HEADER", "Authorization")
+        # How often the bell in the header asks for the unread count (N1).
+        self.SLOTBOOK_BELL_POLL_SECONDS = env_int("SLOTBOOK_BELL_POLL_SECONDS", 15)
 
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.SESSION_COOKIE_HTTPONLY = True
@@ -149,6 +156,8 @@ class Config:
         self.SLOTBOOK_LIMIT_BOOKING_POSTS_CONTACT = env_str(
             "SLOTBOOK_LIMIT_BOOKING_POSTS_CONTACT", "5/day"
         )
+        # Requests per personal calendar feed (F1); fails open like the slot queries.
+        self.SLOTBOOK_LIMIT_FEED = env_str("SLOTBOOK_LIMIT_FEED", "20/minute")
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none). Per-IP
         # limits count the proxy's address as every visitor's unless this is set.
         self.SLOTBOOK_TRUSTED_PROXIES = env_int("SLOTBOOK_TRUSTED_PROXIES", 0)

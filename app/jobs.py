@@ -161,10 +161,23 @@ def sync_calendar_connection(connection_id: int) -> str | None:
     return sync_connection(connection_id).error
 
 
+@in_app_context
+def queue_meeting_reminders() -> int:
+    """N3: a reminder per attendee of meetings starting soon, each sent once."""
+    from app.database import begin_write
+    from app.notifications.reminders import queue_reminders
+
+    begin_write()
+    emitted = queue_reminders()
+    db.session.commit()
+    return emitted
+
+
 SCHEDULE: list[Periodic] = [
     Periodic("outbox-sweep", 60, sweep_outbox),
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
     Periodic("calendar-sync-dispatch", 60, dispatch_calendar_syncs),
+    Periodic("notification-reminders", 60, queue_meeting_reminders),
 ]
 
 

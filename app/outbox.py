@@ -95,6 +95,15 @@ def emit_once(dedupe_key: str, kind: str, **payload: object) -> OutboxMessage | 
     return message
 
 
+def reset_failed(message: OutboxMessage) -> None:
+    """Give a failed row a fresh set of attempts, due now (an admin's "Retry"). Handlers that
+    already succeeded stay remembered, so only what failed runs again. The caller commits
+    and enqueues it (``enqueue_ids``); the sweeper covers a Redis outage."""
+    message.status = PENDING
+    message.attempts = 0
+    message.available_at = utcnow()
+
+
 def handler_name(handler: Handler) -> str:
     return f"{handler.__module__}.{handler.__qualname__}"
 

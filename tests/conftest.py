@@ -174,10 +174,14 @@ def redis(redis_url) -> Redis:
 
 
 @pytest.fixture
-def app(database_url, redis):
+def app(database_url, redis, tmp_path):
     """The app on a fresh database. No app context is left pushed: requests get their own."""
     url = redis.connection_pool.connection_kwargs
     app = create_app(TestConfig(database_url, f"redis://{url['host']}:{url['port']}/{url['db']}"))
+    # Mail goes to the test's own folder (development mode), never to instance/mail or to a
+    # real server named in a developer's .env; tests/notifications brings its own SMTP server.
+    app.config["MAIL_SERVER"] = None
+    app.config["MAIL_OUTBOX_DIR"] = str(tmp_path / "mail")
     yield app
     from app.extensions import db
 

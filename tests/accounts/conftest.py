@@ -945,6 +945,163 @@ GUARDED_BUILDERS.update(
         "connections.admin_sync": _admin_calendars_sync,
     }
 )
+# --- personal calendar feeds (app/notifications/feed_routes.py, F1) ---------------------------
+#
+# The feed itself is public: its token is the credential (tests/notifications/test_feeds.py).
+# The controls under /me/feed need only a signed-in user and act on the sender's own feed.
+
+
+def _forget_feed(world, actor) -> None:
+    """No feed for the sender, so "Create feed URL" makes one (and so changes a row)."""
+    from app.database import begin_write
+    from app.extensions import db
+    from app.notifications.models import FeedToken
+
+    if actor is None:
+        return
+    with world.app.app_context():
+        begin_write()
+        row = db.session.get(FeedToken, actor.id)
+        if row is not None:
+            db.session.delete(row)
+        db.session.commit()
+
+
+def _feed_page(world, holder, actor):
+    return [Req("feed:page", "GET", "/me/feed")]
+
+
+def _feed_regenerate_confirm(world, holder, actor):
+    return [Req("feed:regenerate-get", "GET", "/me/feed/regenerate")]
+
+
+def _feed_create(world, holder, actor):
+    _forget_feed(world, actor)
+    return [Req("feed:create", "POST", "/me/feed", {}, 200)]
+
+
+def _feed_regenerate(world, holder, actor):
+    return [Req("feed:regenerate", "POST", "/me/feed/regenerate", {}, 200)]
+
+
+PUBLIC_ENDPOINTS.add("feeds.feed")
+LOGIN_ONLY_BUILDERS.update(
+    {
+        "feeds.page": _feed_page,
+        "feeds.regenerate_confirm": _feed_regenerate_confirm,
+        "feeds.create": _feed_create,
+        "feeds.regenerate": _feed_regenerate,
+    }
+)
+# --- the bell and the notifications admin screen (app/notifications/routes.py, N1, N4) -------
+#
+# /me/notifications acts only on the sender's own notifications (another person's id is a 404,
+# tests/notifications/test_inapp.py); /admin/notifications needs settings.manage.
+
+
+def _own_notification(world, actor) -> int:
+    """An unread notification for the sender (``world.other`` when anonymous)."""
+    from app.database import begin_write
+    from app.extensions import db
+    from app.notifications.models import Notification
+
+    owner = actor or world.other
+    with world.app.app_context():
+        begin_write()
+        row = Notification(user_id=owner.id, rule="meeting_invite", title="Meeting invite")
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+def _failed_sms(world) -> int:
+    """A ``notify.sms`` row that gave up (queued again by a retry; no worker runs here)."""
+    from app.database import begin_write
+    from app.extensions import db
+    from app.outbox import FAILED, OutboxMessage
+
+    payload = {"to": "+447700900123", "text": "Reminder", "rule": "reminder", "source": None}
+    with world.app.app_context():
+        begin_write()
+        row = OutboxMessage(
+            kind="notify.sms",
+            payload=payload,
+            status=FAILED,
+            attempts=8,
+            last_error="SmsError: SMS gateway answered HTTP 500",
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+def _notifications_page(world, holder, actor):
+    return [Req("notifications", "GET", "/me/notifications")]
+
+
+def _notifications_count(world, holder, actor):
+    return [Req("notifications:count", "GET", "/me/notifications/count")]
+
+
+def _notification_read(world, holder, actor):
+    url = f"/me/notifications/{_own_notification(world, actor)}/read"
+    return [Req("notifications:read", "POST", url, {}, 303)]
+
+
+def _notifications_read_all(world, holder, actor):
+    _own_notification(world, actor)
+    return [Req("notifications:read-all", "POST", "/me/notifications/read-all", {}, 303)]
+
+
+def _notifications_admin(world, holder, actor):
+    need = GUARDED_PERMISSIONS["notifications.admin"]
+    return [Req("notifications-admin", "GET", "/admin/notifications", permission=need)]
+
+
+def _notifications_admin_channels(world, holder, actor):
+    """The matrix as shown (defaults), with SMS switched on for reminders."""
+    from app.notifications.rules import RULES, Channel, Rule
+
+    ticked = [
+        f"{rule.value}.{c.value}" for rule, info in RULES.items() for c in info.default_channels
+    ]
+    data = {
+        "rules-shown": [rule.value for rule in RULES],
+        "channel": [*ticked, f"{Rule.REMINDER.value}.{Channel.SMS.value}"],
+    }
+    need = GUARDED_PERMISSIONS["notifications.admin_channels"]
+    url = "/admin/notifications/channels"
+    return [Req("notifications-admin:channels", "POST", url, data, 303, need)]
+
+
+def _notifications_admin_retry(world, holder, actor):
+    url = f"/admin/notifications/messages/{_failed_sms(world)}/retry"
+    need = GUARDED_PERMISSIONS["notifications.admin_retry"]
+    return [Req("notifications-admin:retry", "POST", url, {}, 303, need)]
+
+
+LOGIN_ONLY_BUILDERS.update(
+    {
+        "notifications.index": _notifications_page,
+        "notifications.count": _notifications_count,
+        "notifications.mark_read": _notification_read,
+        "notifications.mark_all_read": _notifications_read_all,
+    }
+)
+GUARDED_PERMISSIONS.update(
+    {
+        "notifications.admin": Perm.SETTINGS_MANAGE,
+        "notifications.admin_channels": Perm.SETTINGS_MANAGE,
+        "notifications.admin_retry": Perm.SETTINGS_MANAGE,
+    }
+)
+GUARDED_BUILDERS.update(
+    {
+        "notifications.admin": _notifications_admin,
+        "notifications.admin_channels": _notifications_admin_channels,
+        "notifications.admin_retry": _notifications_admin_retry,
+    }
+)
 # The calendar routes go last in the sweeps: a newly linked calendar is unread until its first
 # sync, and until then its owner offers no slots (fail closed), which would refuse the booking
 # and poll requests of the same sweep.

@@ -1,0 +1,171 @@
+"""Words for notifications: subjects, in-app titles and the email bodies (N1, N2).
+
+Everything is written in the recipient's time zone and names the zone, because an invitation
+read in another country must not be misread by an hour. Emails are rendered when the planner
+runs, so a message retried later still describes the change as it was when it happened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app, render_template
+
+from app.admin.settings import all_settings
+from app.bookings.models import Booking, LocationMode
+from app.notifications.rules import RULES, Rule
+
+UTC = ZoneInfo("UTC")
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_COLOUR = "#2457a7"
+
+# What a subject line or an in-app title starts with, per rule.
+HEADLINES: dict[Rule, str] = {
+    Rule.PROVISIONAL_INVITE: "Provisional booking",
+    Rule.MEETING_INVITE: "Meeting invitation",
+    Rule.MEETING_UPDATED: "Meeting updated",
+    Rule.MEETING_RESCHEDULED: "Meeting rescheduled",
+    Rule.MEETING_CANCELLED: "Meeting cancelled",
+    Rule.MEETING_REJECTED: "Booking rejected",
+    Rule.REMINDER: "Reminder",
+    Rule.VISITOR_CONFIRM_REQUEST: "Please confirm your booking",
+    Rule.VISITOR_BOOKED: "Booking confirmed",
+    Rule.VISITOR_LINKS: "Your booking link",
+    Rule.POLL_INVITATION: "Choose a time",
+    Rule.CALENDAR_NEEDS_RELINK: "Your linked calendar needs re-linking",
+}
+
+LOCATION_LABELS = {
+    LocationMode.FACE_TO_FACE: "Face to face",
+    LocationMode.REMOTE: "Online",
+    LocationMode.TEAMS: "Microsoft Teams",
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def zone_named(name: str | None, fallback: str = "UTC") -> ZoneInfo:
+    """A zone by name, else ``fallback``, else UTC: stored names may be stale or mistyped."""
+    for candidate in (name, fallback):
+        if not candidate:
+            continue
+        try:
+            return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return UTC
+
+
+def short_when(moment: datetime, zone: ZoneInfo) -> str:
+    """Short enough for a subject or a bell: "Tue 24 Nov 10:00 (Europe/London)"."""
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %H:%M} ({zone.key})"
+
+
+def long_when(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> str:
+    """For the email body: "Tuesday 24 November 2026, 10:00–11:00 GMT (Europe/London)"."""
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    day = f"{start:%A} {start.day} {start:%B %Y}"
+    if start.date() == end.date():
+        return f"{day}, {start:%H:%M}–{end:%H:%M} {start.tzname()} ({zone.key})"
+    return (
+        f"{day}, {start:%H:%M} {start.tzname()} until {end:%A} {end.day} {end:%B %Y}, "
+        f"{end:%H:%M} {end.tzname()} ({zone.key})"
+    )
+
+
+def location_of(booking: Booking) -> str:
+    label = LOCATION_LABELS.get(booking.location_mode, booking.location_mode)
+    return f"{label}: {booking.location_detail}" if booking.location_detail else label
+
+
+def headline(rule: Rule, zone: ZoneInfo, booking: Booking | None, payload: dict) -> str:
+    """The subject of the email and the title under the bell (one wording for both)."""
+    prefix = HEADLINES[rule]
+    if booking is not None:
+        return f"{prefix}: {booking.title} on {short_when(booking.starts_at, zone)}"
+    if rule is Rule.POLL_INVITATION and payload.get("poll_title"):
+        return f"{prefix}: {payload['poll_title']}"
+    return prefix
+
+
+def branding() -> dict[str, str]:
+    """The organisation's name, mailer name and colour; a malformed colour falls back to the
+    default so an admin's typo cannot break (or inject into) the email's inline styles."""
+    settings = all_settings()
+    colour = str(settings["brand_primary_colour"])
+    return {
+        "organisation_name": str(settings["organisation_name"]),
+        "from_name": str(settings["mailer_from_name"]),
+        "colour": colour if HEX_COLOUR.match(colour) else DEFAULT_COLOUR,
+    }
+
+
+def base_url() -> str:
+    return (current_app.config.get("SLOTBOOK_BASE_URL") or "").rstrip("/")
+
+
+def render_email(
+    rule: Rule,
+    *,
+    kind: str,
+    recipient_name: str,
+    zone: ZoneInfo,
+    booking: Booking | None,
+    payload: dict,
+    internal: bool,
+    extra: dict | None = None,
+) -> Rendered:
+    """Subject, plain text and HTML for one recipient of one rule.
+
+    ``internal`` recipients get a link to the booking in Slotbook; guests and visitors cannot
+    sign in, so they get only what the payload carries for them (manage or confirm links).
+    """
+    subject = headline(rule, zone, booking, {**payload, **(extra or {})})
+    context = {
+        "rule": rule,
+        "kind": kind,
+        "subject": subject,
+        "recipient_name": recipient_name,
+        "zone": zone,
+        "booking": booking,
+        "when": long_when(booking.starts_at, booking.ends_at, zone) if booking else "",
+        "location": location_of(booking) if booking else "",
+        "people": [a.display_name for a in booking.attendees] if booking else [],
+        "booking_url": f"{base_url()}/bookings/{booking.id}" if booking and internal else None,
+        "payload": payload,
+        "deadline": _deadline(payload.get("deadline"), zone),
+        "brand": branding(),
+        "base_url": base_url(),
+        **(extra or {}),
+    }
+    name = RULES[rule].template
+    text = render_template(f"notifications/email/{name}.txt", **context)
+    html = render_template(f"notifications/email/{name}.html", **context)
+    return Rendered(subject=subject, text=_tidy(text), html=html)
+
+
+def _tidy(text: str) -> str:
+    """Template tags leave blank lines behind; a plain-text email reads better without them."""
+    lines = [line.rstrip() if line != "-- " else line for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+def _deadline(value: str | None, zone: ZoneInfo) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return short_when(moment, zone)
