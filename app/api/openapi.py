@@ -214,7 +214,8 @@ def _schemas() -> dict:
             "additionalProperties": False,
             "description": (
                 "All given changes happen in one transaction, in this order: start "
-                "(reschedule), description/location_detail (edit), status. If one is refused, "
+                "(reschedule), description/location_detail/location_mode (edit), status. If "
+                "one is refused, "
                 "none happens."
             ),
             "properties": {
@@ -230,6 +231,12 @@ def _schemas() -> dict:
                 },
                 "description": {"type": "string", "maxLength": 10000},
                 "location_detail": {"type": "string", "maxLength": 500},
+                "location_mode": {
+                    "type": "string",
+                    "enum": ["face_to_face", "remote", "teams"],
+                    "description": "One of the booking type's modes; teams removes the "
+                    "calendar events Slotbook wrote (the Teams invitation takes over).",
+                },
             },
         },
     }

@@ -45,7 +45,7 @@ CREATE_FIELDS = {
     "location_detail",
     "description",
 }
-PATCH_FIELDS = ("start", "status", "description", "location_detail")
+PATCH_FIELDS = ("start", "status", "description", "location_detail", "location_mode")
 STATUS_CHANGES = {
     "confirmed": service.approve,
     "rejected": service.reject,
@@ -225,12 +225,17 @@ def update_booking(booking_id: int):
         )
     description = params.text(data, "description", DESCRIPTION_MAX)
     location_detail = params.text(data, "location_detail", service.LOCATION_DETAIL_MAX)
+    location_mode = params.text(data, "location_mode", 20)
 
     if starts_at is not None:
         service.reschedule(actor, booking, starts_at, check_availability=True)
-    if description is not None or location_detail is not None:
+    if description is not None or location_detail is not None or location_mode is not None:
         service.update_details(
-            actor, booking, description=description, location_detail=location_detail
+            actor,
+            booking,
+            description=description,
+            location_detail=location_detail,
+            location_mode=location_mode,
         )
     if status is not None:
         STATUS_CHANGES[status](actor, booking)

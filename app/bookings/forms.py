@@ -39,8 +39,9 @@ class BookingForm(WhenForm):
 
 
 class EditForm(WhenForm):
-    """Edit and reschedule in one form: a new time and the booking's free text."""
+    """Edit and reschedule in one form: a new time, how it meets and the booking's free text."""
 
+    location_mode = SelectField("Location", validators=[Optional()])
     location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
     description = TextAreaField("Notes", validators=[Length(max=5000)])
 

@@ -424,11 +424,13 @@ def edit(booking_id: int):
             formdata=None,
             day=local.date(),
             start=local.time().replace(second=0, microsecond=0),
+            location_mode=booking.location_mode,
             location_detail=booking.location_detail,
             description=booking.description,
         )
         return _render_edit(booking, form)
     form = EditForm()
+    _mode_choices(form, booking)
     if not form.validate_on_submit() or (starts_at := _when(form)) is None:
         return _render_edit(booking, form, "Check the highlighted fields.", 400)
 
@@ -440,6 +442,7 @@ def edit(booking_id: int):
             booking,
             description=form.description.data or "",
             location_detail=form.location_detail.data or "",
+            location_mode=form.location_mode.data or None,
         )
 
     try:
@@ -472,7 +475,15 @@ def _moved_preview(booking: Booking, form: WhenForm):
     )
 
 
+def _mode_choices(form: EditForm, booking: Booking) -> None:
+    """The ways this booking's type can meet (switching to Teams hands the calendar event
+    over to the Teams invitation, K5)."""
+    modes = booking.booking_type.location_modes or [booking.location_mode]
+    form.location_mode.choices = [(m, location_label(m)) for m in modes]
+
+
 def _render_edit(booking: Booking, form: EditForm, error: str | None = None, status: int = 200):
+    _mode_choices(form, booking)
     _prefix_ids(form, "edit")
     result = _moved_preview(booking, form)
     return htmx.render(

@@ -341,3 +341,22 @@ def test_summer_offsets_follow_dst(world):
     in_new_york = _availability(api, **query).get_json()["slots"]
     assert in_new_york[0]["start"] == f"{day.isoformat()}T04:00:00-04:00"
     assert datetime.fromisoformat(in_new_york[0]["start"]) == london(day, 9)
+
+
+def test_patch_switches_how_a_booking_meets(app, world):
+    """location_mode is editable (K5: switching to Teams hands the calendar over to the Teams
+    invitation); a mode the type does not allow is refused and changes nothing."""
+    day = winter_monday()
+    api = world.api(world.manager)
+    body = {"booking_type": "review", "start": iso(london(day, 10)), "people": [world.agent.id]}
+    created = api.post("/api/v1/bookings", json=body)
+    assert created.status_code == 201, created.get_json()
+    url = created.headers["Location"]
+
+    refused = api.patch(url, json={"location_mode": "moon"})
+    assert refused.status_code in (400, 409, 422), refused.get_json()
+    assert "cannot take place that way" in refused.get_json()["message"]
+    assert api.get(url).get_json()["sequence"] == 0
+    to_teams = api.patch(url, json={"location_mode": "teams"})
+    assert to_teams.status_code == 200, to_teams.get_json()
+    assert (to_teams.get_json()["location_mode"], to_teams.get_json()["sequence"]) == ("teams", 1)

@@ -270,3 +270,32 @@ def test_mark_completed_is_offered_only_once_the_booking_has_started(app, client
         as_text=True
     )
     assert "Mark completed" in client.get(f"/bookings/{past.id}", headers=HX).get_data(as_text=True)
+
+
+def test_edit_form_switches_how_the_booking_meets(app, client, factory, cast):
+    """The edit form offers the type's location modes; switching to Teams is an edit (and
+    write-back then removes Slotbook's own calendar events, K5). A mode the type does not
+    allow is refused and nothing changes."""
+    booking = _booking(factory, cast, "confirmed")
+    with app.app_context():
+        modes = db.session.get(Booking, booking.id).booking_type.location_modes
+    assert "teams" in modes
+    login(client, cast.manager.email)
+    url = f"/bookings/{booking.id}/edit"
+    form = client.get(url).get_data(as_text=True)
+    assert 'name="location_mode"' in form and 'value="teams"' in form
+    local_start = booking.starts_at.astimezone(cast.manager.zone)
+    data = {
+        "csrf_token": csrf_from(client, url),
+        "day": local_start.date().isoformat(),
+        "start": local_start.strftime("%H:%M"),
+        "location_detail": "",
+        "description": "",
+    }
+    refused = client.post(url, data={**data, "location_mode": "moon"}, headers=HX)
+    assert refused.status_code == 400
+    assert client.post(url, data={**data, "location_mode": "teams"}, headers=HX).status_code == 200
+    with app.app_context():
+        row = db.session.get(Booking, booking.id)
+        assert row.location_mode == "teams"
+        assert row.audit_entries[-1].changes["location_mode"] == [booking.location_mode, "teams"]
