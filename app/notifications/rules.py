@@ -125,6 +125,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "public.confirmation_requested", None, Rule.VISITOR_CONFIRM_REQUEST, Recipients.VISITOR
     ),
     Trigger("public.booking_created", None, Rule.VISITOR_BOOKED, Recipients.VISITOR),
+    Trigger("public.booking_confirmed", None, Rule.VISITOR_BOOKED, Recipients.VISITOR),
     Trigger("public.manage_link_resent", None, Rule.VISITOR_LINKS, Recipients.VISITOR),
     Trigger("poll.invited", None, Rule.POLL_INVITATION, Recipients.INVITEE),
     Trigger("connection.needs_relink", None, Rule.CALENDAR_NEEDS_RELINK, Recipients.OWNER),

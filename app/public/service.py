@@ -213,7 +213,18 @@ def confirm(record: PublicBooking) -> None:
     record.pending_confirmation = False
     record.confirm_deadline = None
     db.session.add(AuditEntry(booking=record.booking, action="visitor_confirmed", changes={}))
-    emit("public.booking_confirmed", booking_id=record.booking_id)
+    # The confirmation mail carries the calendar invitation and a fresh manage link (only
+    # hashes of tokens are stored, so the first one cannot be sent again).
+    manage = issue(record.booking, Purpose.MANAGE, record.booking.ends_at)
+    emit(
+        "public.booking_confirmed",
+        booking_id=record.booking_id,
+        email=record.contact_email,
+        phone=record.contact_phone,
+        name=record.contact_name,
+        timezone=record.visitor_timezone,
+        manage_url=manage_url(manage),
+    )
     db.session.flush()
 
 

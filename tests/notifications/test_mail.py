@@ -13,7 +13,7 @@ import pytest
 from rq import Queue
 from sqlalchemy import select
 
-from tests.conftest import at
+from tests.conftest import at, csrf_from
 from tests.notifications.conftest import deliver_all, outbox_rows, pending_ids
 from tests.public.conftest import book_form, first_slot, public, set_settings, token_from
 
@@ -174,6 +174,19 @@ def test_a_visitor_asked_to_confirm_gets_the_confirm_link_once(
     assert confirm_url not in invite.text and manage_url not in invite.text
     for url in (confirm_url, manage_url):
         assert token_from(url) not in caplog.text
+
+    # Confirming sends the calendar invitation, with a fresh manage link.
+    smtp_server.clear()
+    path = "/book/confirm/" + token_from(confirm_url)
+    assert client.post(path, data={"csrf_token": csrf_from(client, path)}).status_code == 200
+    deliver_all(app)
+    [confirmed] = smtp_server.to(VISITOR)
+    assert confirmed.subject.startswith("Booking confirmed: Consultation on ")
+    [resent] = outbox_rows(app, "public.booking_confirmed")
+    assert resent["payload"]["manage_url"] in confirmed.text
+    assert str(confirmed.ics()["METHOD"]) == "REQUEST"
+    assert str(confirmed.event()["STATUS"]) == "CONFIRMED"
+    assert token_from(resent["payload"]["manage_url"]) not in caplog.text
 
 
 def test_a_visitor_booking_without_confirmation_mails_the_manage_link_and_invite(
