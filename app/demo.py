@@ -10,15 +10,16 @@ import random
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.accounts.models import PLANNING_GROUP_SLUG, Group, LearnerProfile, User
 from app.accounts.service import create_user, ensure_roles, find_user
 from app.admin.settings import set_setting
 from app.bookings import service
 from app.bookings.models import BookingType, LocationMode, Status
-from app.database import begin_write
+from app.database import begin_write, utcnow
 from app.extensions import db
+from app.outbox import DONE, PENDING, OutboxMessage
 
 DEMO_PASSWORD = "slotbook-demo"  # noqa: S105 - printed by `make run`; demo data only
 DEMO_LOGINS = [
@@ -217,9 +218,21 @@ def seed(today: datetime | None = None) -> str:
     set_setting("public_scheduling_enabled", True)  # so /book shows something to try
     _working_time(rng, today, agents)
     count = _bookings(rng, today, manager, agents, learners, types)
+    _quiet_outbox()
     return (
         f"{len(agents)} agents, {len(learners)} learners, {len(mentors)} employers, "
         f"{len(types)} booking types, {count} bookings, group {planning.name!r}"
+    )
+
+
+def _quiet_outbox() -> None:
+    """Demo history is made up: nobody is to be mailed about hundreds of invented bookings.
+    The seed's outbox rows are marked done (it only runs on an empty organisation)."""
+    db.session.flush()
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == PENDING)
+        .values(status=DONE, done_at=utcnow(), last_error="demo data: not delivered")
     )
 
 

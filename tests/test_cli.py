@@ -93,6 +93,12 @@ def test_demo_seed_loads_a_realistic_provider_once(cli, app, client):
             select(Group).where(Group.name == "Planning Meeting Bookings")
         ).one()
         assert planning.system and len(planning.members) > 0
+        # invented history mails nobody: the seed's outbox rows are closed, not delivered
+        from app.outbox import PENDING, OutboxMessage
+
+        rows = db.session.scalars(select(OutboxMessage)).all()
+        assert rows and not [r for r in rows if r.status == PENDING]
+        assert {r.last_error for r in rows} == {"demo data: not delivered"}
 
     second = cli("demo", "seed")
     assert second.exit_code == 0, second.output
