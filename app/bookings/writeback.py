@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.admin.settings import get_setting
-from app.bookings.models import Booking, LocationMode, Status
+from app.bookings.models import Attendee, Booking, LocationMode, Status
 from app.connections.models import Connection, ConnectionKind, LinkedCalendar, RemoteEvent
 from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import (
@@ -71,6 +71,33 @@ def write_back_message(message: OutboxMessage) -> None:
     booking = db.session.get(Booking, message.payload.get("booking_id"))
     if booking is not None:
         reconcile(booking)
+
+
+@handles("connection.write_calendar_changed")
+def write_back_person(message: OutboxMessage) -> None:
+    """A person's write calendar changed: bring each of their upcoming bookings into line
+    (write into the new calendar, remove from the old). Finished bookings stay as they are."""
+    person_id = message.payload.get("person_id")
+    upcoming = db.session.scalars(
+        select(Booking)
+        .join(Attendee, Attendee.booking_id == Booking.id)
+        .where(
+            Attendee.user_id == person_id,
+            Booking.ends_at > utcnow(),
+            Booking.status.in_([Status.PROVISIONAL, Status.CONFIRMED]),
+        )
+        .order_by(Booking.starts_at)
+    ).all()
+    retry: list[WritebackRetry] = []
+    for booking in upcoming:
+        try:
+            reconcile(booking)
+        except WritebackRetry as exc:
+            retry.append(exc)
+    if retry:
+        raise WritebackRetry(
+            "; ".join(str(e) for e in retry), retry_after=max(e.retry_after for e in retry)
+        )
 
 
 def reconcile(booking: Booking) -> None:

@@ -35,7 +35,7 @@ from app.connections.models import (
 )
 from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import Provider, ProviderError, RemoteCalendar
-from app.connections.sync import request_sync
+from app.connections.sync import request_sync, write_calendar_changed
 from app.database import begin_write, utcnow
 from app.extensions import db
 from app.security import DecryptionError, keyring
@@ -213,6 +213,7 @@ def _link(user_id: int, draft: Connection, check_address: bool = True) -> Connec
     db.session.add(draft)
     _add_calendars(draft, user_id, remote, writable)
     request_sync(draft)
+    write_calendar_changed(user_id)
     db.session.flush()
     return draft
 
@@ -261,6 +262,7 @@ def _relink(
     new = [r for r in remote if r.remote_id not in known]
     _add_calendars(existing, existing.user_id, new, writable)
     request_sync(existing)
+    write_calendar_changed(existing.user_id)  # writes refused while it was broken
     db.session.flush()
     return existing
 
@@ -310,6 +312,8 @@ def set_calendar_options(
             f"“{calendar.name}” is read-only, so bookings cannot be written into it. "
             "Choose another calendar to receive bookings."
         )
+    if receives_bookings != calendar.receives_bookings:
+        write_calendar_changed(user.id)
     if receives_bookings and not calendar.receives_bookings:
         db.session.execute(
             update(LinkedCalendar)
@@ -348,6 +352,7 @@ def disconnect(user, connection_id: int) -> str:
     if calendar_ids:
         db.session.execute(delete(BusyBlock).where(BusyBlock.calendar_id.in_(calendar_ids)))
     db.session.delete(connection)
+    write_calendar_changed(user.id)
     if kind == ConnectionKind.MICROSOFT and (organisation := _organisation_connection()):
         request_sync(organisation)  # the organisation link covers this person again
     db.session.flush()

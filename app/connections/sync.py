@@ -72,6 +72,13 @@ def request_sync(connection: Connection) -> None:
     connection.next_sync_at = utcnow()
 
 
+def write_calendar_changed(person_id: int | None) -> None:
+    """Where this person's bookings are written may have changed (a calendar linked, chosen,
+    re-linked or removed): write-back brings their upcoming bookings into line."""
+    if person_id is not None:
+        emit("connection.write_calendar_changed", person_id=person_id)
+
+
 def sync_window(now: datetime) -> tuple[datetime, datetime]:
     horizon = min(int(get_setting("booking_horizon_days")), MAX_HORIZON_DAYS)
     return now - PAST, now + timedelta(days=horizon)
@@ -282,6 +289,8 @@ def _match_tenant_users(connection: Connection | None, tenant: list[RemoteCalend
     for person_id, calendar in existing.items():
         if person_id not in eligible:
             connection.calendars.remove(calendar)  # cascade removes its busy blocks
+    for person_id in set(existing) ^ set(eligible):
+        write_calendar_changed(person_id)  # joined or left the organisation's coverage
     for person_id, user in eligible.items():
         if person_id not in existing:
             remote = by_email[user.email.lower()]

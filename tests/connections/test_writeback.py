@@ -53,6 +53,7 @@ def ada_on_radicale(app, people, caldav_account):
             db.session.get(User, ada.id), work, for_availability=True, receives_bookings=True
         ),
     )
+    assert set(deliver_all(app)) == {"done"}  # linking's own messages (nothing to write yet)
     return caldav_account
 
 
@@ -102,8 +103,8 @@ def vevent(account, href: str):
     return events[0]
 
 
-def object_names(account) -> list[str]:
-    return [n for n in account.object_names("work") if n.endswith(".ics")]
+def object_names(account, slug: str = "work") -> list[str]:
+    return [n for n in account.object_names(slug) if n.endswith(".ics")]
 
 
 # --- CalDAV (Radicale) -----------------------------------------------------------------
@@ -234,6 +235,7 @@ def test_person_without_a_receiving_calendar_gets_no_event(app, factory, people,
         ):
             calendar.receives_bookings = False
         db.session.commit()
+    deliver_all(app)
     kind = factory.booking_type(name="Review")
     booking = factory.booking(manager, kind, at(3, 9), [ada])
     assert deliver_all(app) == ["done"]
@@ -276,6 +278,7 @@ def test_organisation_calendar_receives_bookings_of_tenant_users(app, factory, p
     with app.app_context():
         reports = sync_due()
         assert [r.error for r in reports] == [None]
+    deliver_all(app)  # Ada joined the organisation's coverage: nothing to write yet
     kind = factory.booking_type(name="Planning meeting", requires_approval=True)
     booking = factory.booking(manager, kind, at(3, 10), [ada])
     assert deliver_all(app) == ["done"]
@@ -311,8 +314,52 @@ def test_personal_microsoft_link_outranks_the_organisation(app, factory, people,
 
     with app.app_context():
         assert [r.error for r in sync_due()] == [None, None]
+    deliver_all(app)
     kind = factory.booking_type(name="Review")
     factory.booking(manager, kind, at(3, 10), [ada])
     assert deliver_all(app) == ["done"]
     assert [e.subject for e in microsoft.events_of("ada.home@outlook.test")] == ["Review"]
     assert microsoft.events_of(ada.email) == []
+
+
+def test_linking_writes_upcoming_bookings_and_a_new_choice_moves_them(
+    app, factory, people, caldav_account
+):
+    """Bookings made before Ada linked her calendar land in it once she links; choosing
+    another calendar to receive bookings moves them there; a past booking is left alone."""
+    manager, ada = people
+    kind = factory.booking_type(name="Review")
+    upcoming = factory.booking(manager, kind, at(3, 10), [ada])
+    with app.app_context():
+        begin_write()
+        past = bookings.create_booking(
+            db.session.get(User, manager.id),
+            db.session.get(BookingType, kind.id),
+            at(-3, 10),
+            [db.session.get(User, ada.id)],
+        )
+        db.session.commit()
+        past_uid = past.uid
+    deliver_all(app)  # nothing linked yet: nothing written
+
+    connection_id = linking.link_caldav(app, ada, caldav_account)
+    assert set(deliver_all(app)) == {"done"}
+    receiving = {name: flags[1] for name, flags in linking.calendars_of(app, connection_id).items()}
+    first = next(name for name, on in receiving.items() if on)
+    other = next(name for name, on in receiving.items() if not on and name != "Tasks")
+    slug = {"Work": "work", "Personal": "personal"}
+    assert object_names(caldav_account, slug[first]) == [f"{upcoming.uid}.ics"]
+    assert past_uid not in " ".join(object_names(caldav_account, slug[first]))
+
+    target = linking.calendar_id(app, connection_id, other)
+    call(
+        app,
+        lambda: service.set_calendar_options(
+            db.session.get(User, ada.id), target, for_availability=True, receives_bookings=True
+        ),
+    )
+    assert set(deliver_all(app)) == {"done"}
+    assert object_names(caldav_account, slug[first]) == []
+    assert object_names(caldav_account, slug[other]) == [f"{upcoming.uid}.ics"]
+    [record] = remote_events(app, upcoming.id)
+    assert f"/{slug[other]}/" in record.remote_id
