@@ -41,6 +41,7 @@ from app.connections.service import LinkError, NotFound
 from app.database import utcnow
 from app.extensions import db
 from app.htmx import render, wants_fragment
+from app.urls import absolute_url
 
 bp = Blueprint("connections", __name__)
 log = logging.getLogger(__name__)
@@ -313,7 +314,7 @@ def _admin_page(form: OrganisationForm | None = None, status: int = 200):
         "connections/admin.html",
         form=form,
         organisation=organisation,
-        redirect_uri=url_for("connections.microsoft_callback", _external=True),
+        redirect_uri=absolute_url("connections.microsoft_callback"),
         **_health_context(),
     ), status
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import url_for
 from sqlalchemy import func, or_, select
 
 from app.accounts.models import User
@@ -22,6 +21,7 @@ from app.extensions import db
 from app.outbox import emit
 from app.public.models import LinkToken, PublicBooking
 from app.public.tokens import Purpose, issue, move_expiry
+from app.urls import absolute_url
 
 UTC = ZoneInfo("UTC")
 
@@ -118,11 +118,11 @@ def _contact_bookings_on(contact: Contact, day_start: datetime, day_end: datetim
 
 
 def manage_url(token: str) -> str:
-    return url_for("public.manage", token=token, _external=True)
+    return absolute_url("public.manage", token=token)
 
 
 def confirm_url(token: str) -> str:
-    return url_for("public.confirm", token=token, _external=True)
+    return absolute_url("public.confirm", token=token)
 
 
 def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime | None = None):

@@ -132,3 +132,36 @@ def test_twenty_concurrent_posts_for_one_slot(app, public):
         if code == 409:
             assert "just taken" in html and 'name="start"' in html
             assert start.isoformat() not in html  # the taken slot is no longer offered
+
+
+BASE = "https://slotbook.example/app"
+
+
+def test_manage_link_ignores_a_forged_host_header(app, client, public):
+    """Emailed links are built on SLOTBOOK_BASE_URL, never on the request's Host header."""
+    app.config["SLOTBOOK_BASE_URL"] = BASE
+    start = first_slot(app, public["kind"])
+    evil = app.test_client()
+    evil.environ_base["HTTP_HOST"] = "evil.example"
+    response = book_form(evil, "consultation", start)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [message] = outbox(app, "public.booking_created")
+    assert message["manage_url"].startswith(BASE + "/book/manage/")
+    assert "evil.example" not in str(message)
+
+
+def test_resent_manage_link_ignores_a_forged_host_header(app, public):
+    """The S3 daily-limit resend path builds its link on SLOTBOOK_BASE_URL as well."""
+    from datetime import timedelta
+
+    app.config["SLOTBOOK_BASE_URL"] = BASE
+    set_settings(app, max_bookings_per_contact_per_day=1)
+    start = first_slot(app, public["kind"])
+    evil = app.test_client()
+    evil.environ_base["HTTP_HOST"] = "evil.example"
+    assert book_form(evil, "consultation", start).status_code == 200
+    response = book_form(evil, "consultation", start + timedelta(hours=2))
+    assert response.status_code == 429
+    [resent] = outbox(app, "public.manage_link_resent")
+    assert resent["manage_url"].startswith(BASE + "/book/manage/")
+    assert "evil.example" not in str(resent)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import current_app
 
 from app.connections.models import Connection
 from app.connections.providers.base import Provider, ProviderSettings
+from app.urls import absolute_url
 
 _REGISTRY: dict[str, type[Provider]] = {}
 
@@ -20,10 +21,7 @@ def provider_settings() -> ProviderSettings:
     from app.admin.settings import get_setting
 
     config = current_app.config
-    try:
-        redirect_uri = url_for("connections.microsoft_callback", _external=True)
-    except Exception:  # outside a request (worker, CLI): build it from the base URL
-        redirect_uri = config["SLOTBOOK_BASE_URL"].rstrip("/") + "/me/calendars/microsoft/callback"
+    redirect_uri = absolute_url("connections.microsoft_callback")
     client_id, client_secret = _organisation_app()
     return ProviderSettings(
         allow_private_urls=bool(
