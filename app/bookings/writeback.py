@@ -135,7 +135,7 @@ def _sync_one(
     settings: ProviderSettings,
 ) -> None:
     if record is not None and (want is None or record.calendar_id != want.calendar.id):
-        _delete(record, settings)
+        _remove(record, settings, moving=want is not None)
         record = None
     if want is None:
         return
@@ -162,6 +162,29 @@ def _sync_one(
     record.remote_id, record.etag = written.remote_id, written.etag
     record.title, record.tentative = event.title, event.tentative
     record.starts_at, record.ends_at = event.starts_at, event.ends_at
+    db.session.flush()
+
+
+def _remove(record: RemoteEvent, settings: ProviderSettings, moving: bool) -> None:
+    """Delete our old event. Its faults belong to the old calendar's connection, not to the
+    one the event moves to: a refused login marks the old connection for re-linking and our
+    record is dropped (we cannot delete the event any more), so the move goes on; a passing
+    fault raises for a retry. Any other refusal is noted on the old connection and, when the
+    event moves, the record is dropped too so the new calendar still gets its event."""
+    old = record.calendar.connection if record.calendar is not None else None
+    try:
+        _delete(record, settings)
+    except (RateLimited, TemporaryFailure):
+        raise
+    except AuthFailed as exc:
+        _mark_relink(old, exc)
+    except ProviderError as exc:
+        if not moving:
+            raise  # noted against the old connection by reconcile; a later try may manage
+        _note_error(old, exc)
+    else:
+        return
+    db.session.delete(record)
     db.session.flush()
 
 

@@ -55,11 +55,39 @@ def check_url(url: str, allow_private: bool, allowed_hosts: Collection[str] = ()
         raise TemporaryFailure(f"Could not find the server {parts.hostname}.") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
+        if not _is_public(address):
+            # The resolved address is not named: the user learns nothing about our network.
             raise UnsafeURL(
-                f"{parts.hostname} is a local or private address ({address}); calendar servers "
+                f"{parts.hostname} is a local or private address; calendar servers "
                 "on the local network are only allowed when an administrator turns that on."
             )
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated "::a.b.c.d"
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global unicast, and so is every IPv4 address an IPv6 one carries (mapped, 6to4,
+    Teredo, NAT64, IPv4-compatible): those reach the IPv4 address they wrap."""
+    if not address.is_global or address.is_multicast:
+        return False
+    return all(_is_public(inner) for inner in _embedded_ipv4(address))
+
+
+def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list:
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    inner: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        inner.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        inner.append(address.sixtofour)
+    if address.teredo is not None:
+        inner += list(address.teredo)  # (server, client)
+    if address in NAT64 or address in IPV4_COMPATIBLE:
+        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return inner
 
 
 def retry_after_seconds(value: str | None, default: float) -> float:

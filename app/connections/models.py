@@ -173,6 +173,10 @@ class LinkedCalendar(db.Model):
     # Provider cursor for incremental reads: CalDAV sync-token, Graph delta link, ICS validators.
     sync_cursor: Mapped[str | None] = mapped_column(Text)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The end of the window the last full read covered. Incremental reads report changed
+    # events only, so recurring events are expanded no further than this: once the sync
+    # window moves past it, the next read is a full one.
+    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     connection: Mapped[Connection] = relationship(back_populates="calendars")
 

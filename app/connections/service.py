@@ -89,7 +89,7 @@ def add_caldav(user, url: str, username: str, password: str) -> Connection:
     """Link a CalDAV account after checking the server accepts the login. Linking the same
     account again (a new app-specific password) updates it and keeps the person's choices."""
     _require_provider(ConnectionKind.CALDAV)
-    url = _clean_url(url)
+    url = _without_userinfo(_clean_url(url))  # the password goes sealed, never in the URL
     username = (username or "").strip()
     if not username:
         raise LinkError("Enter the user name you sign in to the calendar server with.")
@@ -615,9 +615,18 @@ def _clean_url(url: str, webcal: bool = False) -> str:
     return url
 
 
+def _without_userinfo(url: str) -> str:
+    """The URL without any "user:password@" typed into it (it would be stored in clear)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.hostname or url
+
+
+MAX_SHOWN_FEED_NAME = 20
 
 
 def redacted_feed_url(url: str) -> str:
@@ -629,7 +638,8 @@ def redacted_feed_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     segments = [s for s in parts.path.split("/") if s]
     last = segments[-1] if segments else ""
-    shown = last if "." in last and len(last) <= 40 else ""
+    # Only a short name: a longer one may well be the key itself ("3f9a…0718.ics").
+    shown = last if "." in last and len(last) <= MAX_SHOWN_FEED_NAME else ""
     hidden = "…/" if len(segments) > (1 if shown else 0) else ""
     return f"{parts.scheme}://{host}/{hidden}{shown}"
 

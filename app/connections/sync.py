@@ -20,7 +20,14 @@ from sqlalchemy import delete, func, select
 from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.connections.freshness import sync_interval
-from app.connections.models import BusyBlock, BusyStatus, Connection, ConnectionKind, LinkedCalendar
+from app.connections.models import (
+    BusyBlock,
+    BusyStatus,
+    Connection,
+    ConnectionKind,
+    LinkedCalendar,
+    RemoteEvent,
+)
 from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import (
     AuthFailed,
@@ -41,6 +48,7 @@ log = logging.getLogger(__name__)
 PAST = timedelta(days=1)  # keep yesterday: a booking moved into the past still shows clashes
 MAX_HORIZON_DAYS = 400
 MAX_BACKOFF = timedelta(hours=6)
+OUTGROWN_AFTER = timedelta(days=1)
 
 
 @dataclass
@@ -101,6 +109,7 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
         report.error = "The connection no longer exists."
         return report
     results: dict[int, SyncResult | ProviderError] = {}
+    used: dict[int, str | None] = {}  # the cursor each calendar was read from
     failure: Exception | None = None
     provider: Provider | None = None
     try:
@@ -113,6 +122,7 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
             _match_tenant_users(_reload(connection_id), tenant)
             db.session.commit()
         wanted = [c for c in connection.calendars if c.use_for_availability]
+        used = {c.id: c.sync_cursor for c in wanted}
         _end_read()
         results = _read(provider, wanted, now)
     except Exception as exc:  # recorded below, under the write lock
@@ -131,7 +141,7 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
         connection.store_secret(new_secret)  # Microsoft rotates refresh tokens
     if failure is None:
         connection.reseal_if_old()  # it opened, so an older key is re-sealed with the newest
-        failed = _store(connection, results, now, report)
+        failed = _store(connection, results, used, now, report)
         if failed and failed == report.calendars:  # nothing could be read: that is a fault
             report.error = report.warnings.pop(0)
             _record_failure(connection, report.error, now)
@@ -149,7 +159,16 @@ def _end_read() -> None:
 
 
 def _reload(connection_id: int) -> Connection | None:
-    return db.session.get(Connection, connection_id, populate_existing=True)
+    """The connection and its calendars as they are now (a person may have changed their
+    choices while we were reading)."""
+    connection = db.session.get(Connection, connection_id, populate_existing=True)
+    if connection is not None:
+        db.session.scalars(
+            select(LinkedCalendar)
+            .where(LinkedCalendar.connection_id == connection_id)
+            .execution_options(populate_existing=True)
+        ).all()
+    return connection
 
 
 def _record_fault(connection: Connection, exc: Exception, now: datetime) -> str:
@@ -181,13 +200,23 @@ def _read(
     if not calendars:
         return {}
     start, end = sync_window(now)
-    results = provider.read_busy_many(calendars, start, end)
+    outgrown = [c for c in calendars if c.sync_cursor and _outgrown(c, end)]
+    rest = [c for c in calendars if c not in outgrown]
+    results = provider.read_busy_many(rest, start, end) if rest else {}
+    for calendar in outgrown:
+        results[calendar.id] = _full_read(provider, calendar, start, end)
     for calendar in calendars:
         if isinstance(results.get(calendar.id), CursorExpired):
             # The provider forgot our place (Graph 410, CalDAV invalid sync-token): read it
             # all again. A full result replaces everything, so nothing deleted comes back.
             results[calendar.id] = _full_read(provider, calendar, start, end)
     return results
+
+
+def _outgrown(calendar: LinkedCalendar, end: datetime) -> bool:
+    """The window has moved a day past what the last full read expanded (at most one full
+    read a day per calendar; a changes-only read would leave the newest days open)."""
+    return calendar.covered_until is None or end > calendar.covered_until + OUTGROWN_AFTER
 
 
 def _full_read(provider, calendar, start, end) -> SyncResult | ProviderError:
@@ -202,11 +231,13 @@ def _full_read(provider, calendar, start, end) -> SyncResult | ProviderError:
 def _store(
     connection: Connection,
     results: dict[int, SyncResult | ProviderError],
+    used: dict[int, str | None],
     now: datetime,
     report: SyncReport,
 ) -> int:
     """Store what was read; returns how many calendars could not be read."""
     failed = 0
+    window_end = sync_window(now)[1]
     for calendar in connection.calendars:
         if not calendar.use_for_availability:
             report.removed += _clear(calendar)
@@ -214,8 +245,8 @@ def _store(
             continue
         report.calendars += 1
         result = results.get(calendar.id)
-        if result is None:
-            continue  # ticked while we were reading: the next sync reads it
+        if result is None or calendar.sync_cursor != used.get(calendar.id):
+            continue  # ticked, or reset, while we were reading: the next sync reads it
         if isinstance(result, ProviderError):
             report.warnings.append(f"{calendar.name or 'Calendar'}: {result}")
             failed += 1
@@ -223,6 +254,8 @@ def _store(
         _apply(connection, calendar, result, report)
         calendar.sync_cursor = result.cursor
         calendar.last_synced_at = now
+        if result.full:
+            calendar.covered_until = window_end
     return failed
 
 
@@ -232,6 +265,7 @@ def _apply(
     if result.full:
         report.removed += _clear(calendar)
     keep_titles = connection.is_organisation and bool(get_setting("show_event_details"))
+    own_ids, own_times = _own_events(calendar.person_id)
     rows = []
     for change in result.changes:
         if not result.full:
@@ -240,11 +274,13 @@ def _apply(
                     BusyBlock.calendar_id == calendar.id, BusyBlock.event_key == change.key
                 )
             ).rowcount
-        if change.deleted:
-            continue
+        if change.deleted or change.key in own_ids:
+            continue  # gone, or an event Slotbook wrote for one of this person's bookings
         for block in change.blocks:
             if block.status == BusyStatus.FREE or block.ends_at <= block.starts_at:
                 continue
+            if (block.starts_at, block.ends_at) in own_times:
+                continue  # our own event read back (getSchedule items carry no id)
             title = (block.title or "").strip()[:300] if keep_titles else ""
             rows.append(
                 BusyBlock(
@@ -262,6 +298,19 @@ def _apply(
     report.added += len(rows)
     report.requests += result.requests
     report.warnings.extend(result.warnings)
+
+
+def _own_events(person_id: int) -> tuple[set[str], set[tuple[datetime, datetime]]]:
+    """Remote ids and times of the events Slotbook wrote into this person's calendars:
+    reading them back as "busy" would make every booking conflict with itself. Times catch
+    what carries no id (getSchedule items, a subscribed copy of the calendar); an outside
+    event at exactly a written booking's times is taken for ours."""
+    rows = db.session.execute(
+        select(RemoteEvent.remote_id, RemoteEvent.starts_at, RemoteEvent.ends_at).where(
+            RemoteEvent.person_id == person_id
+        )
+    ).all()
+    return {r.remote_id for r in rows}, {(r.starts_at, r.ends_at) for r in rows}
 
 
 def _clear(calendar: LinkedCalendar) -> int:

@@ -71,11 +71,11 @@ def make_provider(app, factory):
     """Builds a provider over a real (unflushed) connection row with a sealed secret."""
     user = factory.user()
 
-    def make(url: str, username: str, password: str, allow_private: bool = True):
+    def make(url: str, username: str, password: str, allow_private: bool = True, **more):
         with app.app_context():
             connection = Connection(kind="caldav", user_id=user.id, url=url, username=username)
             connection.store_secret(password)
-        settings = ProviderSettings(allow_private_urls=allow_private)
+        settings = ProviderSettings(allow_private_urls=allow_private, **more)
         return CalDavProvider(connection, password, settings)
 
     return make
@@ -300,6 +300,68 @@ def test_event_turned_transparent_is_cleared(provider, filled, app):
     assert [(c.key, c.blocks, c.deleted) for c in result.changes] == [
         (account.href("single.ics"), [], False)
     ]
+
+
+def test_read_cut_short_by_the_time_budget_is_not_complete(make_provider, filled, app):
+    """The budget runs out before the objects are expanded: not a full result and no sync
+    token (a full result would clear the unread events' busy time, and the token would
+    skip them for good), so the next sync reads the whole calendar again."""
+    account = filled
+    provider = make_provider(
+        account.base_url, account.username, account.password, max_expand_seconds=0
+    )
+    calendar = linked(app, account.calendar_url())
+
+    result = provider.read_busy(calendar, *WINDOW, None)
+
+    assert result.full is False
+    assert result.cursor is None
+    assert any("read in full again" in warning for warning in result.warnings)
+    assert not any(change.deleted for change in result.changes)
+
+
+def test_incremental_read_cut_short_drops_the_token(make_provider, filled, app):
+    account = filled
+    calendar = linked(app, account.calendar_url())
+    first = make_provider(account.base_url, account.username, account.password).read_busy(
+        calendar, *WINDOW, None
+    )
+    account.put("single.ics", SINGLE_MOVED)
+    provider = make_provider(
+        account.base_url, account.username, account.password, max_expand_seconds=0
+    )
+
+    result = provider.read_busy(calendar, *WINDOW, first.cursor)
+
+    assert result.full is False
+    assert result.cursor is None
+
+
+def test_read_cut_short_by_the_page_cap_is_not_complete(make_provider, stub_server, app):
+    """A server that keeps saying "truncated" without moving on: the pages read replace
+    only their own events, and no token is kept."""
+    stub_server.status = 207
+    stub_server.headers = {"Content-Type": "application/xml; charset=utf-8"}
+    stub_server.body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:response><D:href>/cal/a.ics</D:href><D:propstat><D:prop>"
+        '<D:getetag>"1"</D:getetag><C:calendar-data>'
+        + SINGLE.replace("\r\n", "&#13;\n")
+        + "</C:calendar-data></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+        "</D:response>"
+        "<D:response><D:href>/cal/</D:href>"
+        "<D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>"
+        "<D:sync-token>http://example.com/sync/1</D:sync-token>"
+        "</D:multistatus>"
+    ).encode()
+    provider = make_provider(stub_server.url, "someone", "secret")
+
+    result = provider.read_busy(linked(app, stub_server.url + "cal/"), *WINDOW, None)
+
+    assert result.full is False
+    assert result.cursor is None
+    assert busy(result) == {"/cal/a.ics": [(utc(16, 15), utc(16, 16), "busy")]}
 
 
 def test_bogus_cursor_is_cursor_expired(provider, caldav_account, app):

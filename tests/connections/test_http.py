@@ -192,6 +192,43 @@ def test_a_public_address_is_accepted():
 @pytest.mark.parametrize(
     "url",
     [
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
+        "http://[::127.0.0.1]/",  # IPv4-compatible
+        "http://[::ffff:127.0.0.1]/",  # IPv4-mapped
+        "http://[::ffff:10.1.2.3]/",
+    ],
+)
+def test_ipv4_wrapped_in_ipv6_is_checked_too(url):
+    with pytest.raises(UnsafeURL, match="local or private address"):
+        check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[64:ff9b::5db8:d70e]/",  # NAT64 of the public 93.184.215.14
+        "https://[2002:5db8:d70e::1]/",  # 6to4 of the same
+        "https://[2606:4700::6810:84e5]/",  # plain global IPv6
+    ],
+)
+def test_ipv6_wrapping_a_public_ipv4_is_accepted(url):
+    check_url(url, allow_private=False)
+
+
+def test_the_refusal_does_not_name_the_resolved_address():
+    """Host "localhost" is 127.0.0.1 or ::1; the message names only what the user typed."""
+    with pytest.raises(UnsafeURL) as refused:
+        check_url("http://localhost:5232/", allow_private=False)
+    assert "127.0.0.1" not in str(refused.value) and "::1" not in str(refused.value)
+    assert "localhost" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         "file:///etc/passwd",
         "ftp://example.com/feed.ics",
         "gopher://example.com/",

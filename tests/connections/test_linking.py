@@ -143,6 +143,26 @@ def test_add_caldav_discovers_calendars_and_picks_one_for_bookings(app, ada, cal
         assert {c.person_id for c in connection.calendars} == {ada.id}
 
 
+def test_add_caldav_does_not_keep_a_password_typed_into_the_address(app, ada, caldav_account):
+    """An address with "name:password@" links fine, but only the bare address is stored."""
+    allow_private_urls(app)
+    account = caldav_account
+    port = account.base_url.rsplit(":", 1)[1]
+    typed = f"http://{account.username}:{account.password}@127.0.0.1:{port}/"
+
+    connection_id = call(
+        app, lambda: service.add_caldav(as_user(ada.id), typed, account.username, account.password)
+    )
+
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        assert connection.url == f"http://127.0.0.1:{port}/"
+        assert account.password not in (connection.label or "")
+        assert connection.reveal_secret() == account.password
+        assert {c.name for c in connection.calendars} >= {"Work", "Personal"}
+        db.session.rollback()
+
+
 def test_add_caldav_through_the_page(app, client, ada, caldav_account):
     """The form links the account and the page lists its calendars with their choices."""
     allow_private_urls(app)
@@ -509,7 +529,9 @@ def test_disconnect_asks_first_then_removes_busy_time_but_not_bookings(
 def microsoft(app, graph_server):
     """The app pointed at the local Microsoft, which accepts the app's callback URL."""
     app.config.update(
-        MS_AUTHORITY_HOST=graph_server.authority_host, MS_GRAPH_URL=graph_server.graph_url
+        MS_AUTHORITY_HOST=graph_server.authority_host,
+        MS_GRAPH_URL=graph_server.graph_url,
+        SLOTBOOK_BASE_URL="http://localhost",  # the redirect URI is built on it, not on Host
     )
     graph_server.redirect_uris.add(CALLBACK)
     return graph_server
@@ -898,8 +920,23 @@ def test_no_secret_is_ever_rendered(
         ),
         ("https://example.test/rota.ics?key=s3cr3t", "https://example.test/rota.ics"),
         ("https://example.test/abcdef0123456789", "https://example.test/…/"),
+        (
+            "https://example.test/feeds/3f9a1c2b5d6e7f8091a2b3c4d5e60718.ics",
+            "https://example.test/…/",
+        ),
+        ("https://example.test/3f9a1c2b5d6e7f8091a2.ics", "https://example.test/…/"),
+        ("https://example.test/team-rota-2030.ics", "https://example.test/team-rota-2030.ics"),
+        ("https://user:s3cr3t@example.test/rota.ics", "https://example.test/rota.ics"),
         ("https://example.test:8443/", "https://example.test:8443/"),
     ],
 )
 def test_feed_addresses_are_kept_only_redacted(address, kept):
     assert service.redacted_feed_url(address) == kept
+
+
+def test_microsoft_redirect_uri_ignores_a_forged_host(app, microsoft):
+    """The redirect URI comes from SLOTBOOK_BASE_URL, never from the request's Host header."""
+    from app.connections.providers import provider_settings
+
+    with app.test_request_context("/me/calendars", base_url="http://evil.example"):
+        assert provider_settings().redirect_uri == CALLBACK

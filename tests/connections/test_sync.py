@@ -434,3 +434,99 @@ def test_the_worker_schedule_syncs_due_connections_once(app, ada, redis):
             assert jobs.dispatch_calendar_syncs() == 0  # next one is an interval away
     finally:
         feeds.close()
+
+
+def test_events_slotbook_wrote_are_not_read_back_as_busy(app, factory, ada, caldav_account):
+    """Write-back puts each booking into the calendar the sync reads: it must not come back
+    as an external busy block (every booking would conflict with itself)."""
+    from app import outbox
+    from app.bookings import service as bookings
+    from app.bookings.models import BookingType
+
+    manager = factory.user("booking-manager")
+    connection_id = linking.link_caldav(app, ada, caldav_account)
+    caldav_account.put("single.ics", SINGLE)
+    kind = factory.booking_type(name="Review", duration_minutes=60)
+    with app.app_context():
+        begin_write()
+        bookings.create_booking(
+            db.session.get(User, manager.id),
+            db.session.get(BookingType, kind.id),
+            _utc(4, 9),
+            [db.session.get(User, ada.id)],
+        )
+        db.session.commit()
+        ids = db.session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.status == outbox.PENDING)
+        ).all()
+        db.session.commit()
+        assert {outbox.deliver(i) for i in ids} == {"done"}
+        db.session.remove()
+    written = [
+        n
+        for slug in ("work", "personal")
+        for n in caldav_account.object_names(slug)
+        if n.endswith(".ics") and n != "single.ics"
+    ]
+    assert len(written) == 1  # the booking is in Ada's receiving calendar
+
+    assert sync(app, connection_id).error is None
+    assert blocks(app, ada.id) == [(_utc(3, 11), _utc(3, 12), "tentative", None)]
+
+
+def test_a_moving_window_forces_a_full_read_once_a_day(app, ada, caldav_account):
+    """An unchanged daily event is expanded only as far as the last full read reached; when
+    the window has moved a day past that, the next read is full and covers the new days."""
+    daily = _calendar(_event("daily", _utc(0, 8), _utc(0, 9), "RRULE:FREQ=DAILY\r\n"))
+    caldav_account.put("daily.ics", daily)
+    connection_id = linking.link_caldav(app, ada, caldav_account)
+    assert sync(app, connection_id).error is None
+    first_last = blocks(app, ada.id)[-1][0]
+
+    with app.app_context():
+        two_days = utcnow() + timedelta(days=2)
+        assert sync_connection(connection_id, now=two_days).error is None  # nothing changed
+        db.session.remove()
+    last = blocks(app, ada.id)[-1][0]
+    assert last >= first_last + timedelta(days=2)  # the new days of the window are busy too
+    with app.app_context():
+        covered = {c.covered_until for c in db.session.scalars(select(LinkedCalendar))}
+        assert all(c is not None and c > two_days + timedelta(days=300) for c in covered)
+        db.session.rollback()
+
+
+def test_a_choice_made_while_the_sync_reads_is_kept(app, ada, caldav_account):
+    """Someone unticks a calendar between the sync's read (no lock held) and its store: the
+    store must not put back that calendar's busy time or cursor. The two phases of
+    ``sync_connection`` are run here one by one, with the person's change in between."""
+    from app.connections import sync as phases
+    from app.connections.providers import provider_for
+
+    caldav_account.put("single.ics", SINGLE)
+    connection_id = linking.link_caldav(app, ada, caldav_account)
+    work = linking.calendar_id(app, connection_id, "Work")
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        wanted = list(connection.calendars)
+        used = {c.id: c.sync_cursor for c in wanted}
+        results = phases._read(provider_for(connection), wanted, utcnow())
+        db.session.commit()
+        assert results[work].changes  # the read saw the event
+        db.session.remove()
+
+    call(  # the person's change, in its own request
+        app,
+        lambda: service.set_calendar_options(
+            db.session.get(User, ada.id), work, for_availability=False, receives_bookings=False
+        ),
+    )
+
+    with app.app_context():
+        begin_write()
+        connection = phases._reload(connection_id)
+        phases._store(connection, results, used, utcnow(), phases.SyncReport(connection_id))
+        db.session.commit()
+        calendar = db.session.get(LinkedCalendar, work)
+        assert calendar.use_for_availability is False and calendar.sync_cursor is None
+        db.session.remove()
+    assert blocks(app, ada.id) == []

@@ -4,9 +4,11 @@ event-handling rules say, and a retried delivery never makes a second event."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
+import requests
 from icalendar import Calendar
 from sqlalchemy import select
 
@@ -15,12 +17,13 @@ from app.accounts.models import User
 from app.bookings import service as bookings
 from app.bookings.models import Booking, BookingType
 from app.connections import service
-from app.connections.models import LinkedCalendar, RemoteEvent
+from app.connections.models import Connection, LinkedCalendar, RemoteEvent
 from app.database import begin_write
 from app.extensions import db
 from app.outbox import OutboxMessage
 from tests.conftest import at
 from tests.connections import test_linking as linking
+from tests.connections.conftest import CalDavAccount
 from tests.connections.test_cli import allow_private_urls
 from tests.fakes import graph_server as _fake_microsoft
 
@@ -262,6 +265,53 @@ def test_server_down_keeps_the_message_for_a_retry(app, factory, people, ada_on_
         ).one()
         assert message.attempts == 1 and "Could not reach" in message.last_error
     assert remote_events(app, booking.id) == []
+
+
+def test_old_calendar_refusing_login_does_not_block_the_move(
+    app, factory, people, ada_on_radicale, radicale
+):
+    """Ada's old CalDAV password was revoked and she chose a calendar of another account: the
+    event is written there, the OLD connection needs re-linking, the new one does not."""
+    manager, ada = people
+    first = ada_on_radicale
+    booking = factory.booking(manager, factory.booking_type(name="Review"), at(3, 10), [ada])
+    assert deliver_all(app) == ["done"]
+    assert object_names(first) == [f"{booking.uid}.ics"]
+
+    username, password = f"user-{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    radicale.add_user(username, password)
+    session = requests.Session()
+    session.auth = (username, password)
+    second = CalDavAccount(radicale.base_url, username, password, session)
+    second.make_calendar("work", "Work")
+    with app.app_context():
+        first_id = db.session.scalar(
+            select(Connection.id).where(Connection.username == first.username)
+        )
+        db.session.rollback()
+    second_id = linking.link_caldav(app, ada, second)
+    with app.app_context():
+        begin_write()
+        db.session.get(Connection, first_id).store_secret("wrong")
+        db.session.commit()
+    target = linking.calendar_id(app, second_id, "Work")
+    call(
+        app,
+        lambda: service.set_calendar_options(
+            db.session.get(User, ada.id), target, for_availability=True, receives_bookings=True
+        ),
+    )
+
+    assert set(deliver_all(app)) == {"done"}
+
+    assert object_names(second) == [f"{booking.uid}.ics"]
+    [record] = remote_events(app, booking.id)
+    assert record.remote_id.startswith(f"/{username}/work/")
+    with app.app_context():
+        assert db.session.get(Connection, first_id).needs_relink is True
+        assert db.session.get(Connection, second_id).needs_relink is False
+        db.session.rollback()
+    session.close()
 
 
 # --- Microsoft 365 ---------------------------------------------------------------------

@@ -161,6 +161,7 @@ class _Listing:
     deleted: set[str]
     token: str | None
     warnings: list[str]
+    partial: bool = False  # the page cap stopped the read before the server's last page
 
 
 # --- the provider ------------------------------------------------------------------------
@@ -252,7 +253,23 @@ class CalDavProvider(Provider):
             if listing is None:  # the server cannot do sync-collection: plain query
                 listing = self._query_all(url)
             self._fill_missing_data(url, listing, full=cursor is None)
-        changes, warnings = self._expand(listing, start, end, full=cursor is None)
+        changes, warnings, expanded_all = self._expand(listing, start, end, full=cursor is None)
+        if listing.partial or not expanded_all:
+            # Cut short (page cap or time budget): what was read replaces only those events,
+            # the rest keep their cached busy time, and no token is kept, so the next sync
+            # reads the whole calendar again instead of never seeing the unread events.
+            return SyncResult(
+                changes=changes,
+                cursor=None,
+                full=False,
+                warnings=[
+                    *listing.warnings,
+                    *warnings,
+                    "Only part of this calendar could be read; it is read in full again on "
+                    "the next sync.",
+                ],
+                requests=self._transport.count - before,
+            )
         return SyncResult(
             changes=changes,
             cursor=listing.token,
@@ -283,6 +300,7 @@ class CalDavProvider(Provider):
                 return listing
             if not progressed:
                 break
+        listing.partial = True
         listing.warnings.append(
             "The calendar server sent only part of the calendar; some events may be missing."
         )
@@ -352,14 +370,19 @@ class CalDavProvider(Provider):
 
     def _expand(
         self, listing: _Listing, start: datetime, end: datetime, full: bool
-    ) -> tuple[list[EventChange], list[str]]:
-        """Busy blocks per object, keyed by its href; the time budget is per calendar."""
-        changes = [EventChange(key=href, deleted=True) for href in sorted(listing.deleted)]
+    ) -> tuple[list[EventChange], list[str], bool]:
+        """Busy blocks per object, keyed by its href; the time budget is per calendar. The
+        flag is False when the budget ran out before every object was expanded; then every
+        object read is listed, busy or not, as the result can only replace those."""
+        deleted = [EventChange(key=href, deleted=True) for href in sorted(listing.deleted)]
+        expanded: list[EventChange] = []
         warnings: list[str] = []
         deadline = time.monotonic() + self.settings.max_expand_seconds
+        expanded_all = True
         for href, data in sorted(listing.changed.items()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                expanded_all = False
                 warnings.append(
                     "Reading this calendar's recurring events took too long; some busy time "
                     "may be missing."
@@ -375,9 +398,14 @@ class CalDavProvider(Provider):
             )
             warnings += result.warnings
             blocks = [block for change in result.changes for block in change.blocks]
-            if blocks or not full:  # an incremental change to "no busy time" must clear it
-                changes.append(EventChange(key=href, blocks=sorted(blocks, key=_block_order)))
-        return changes, warnings
+            expanded.append(EventChange(key=href, blocks=sorted(blocks, key=_block_order)))
+            if not result.complete and time.monotonic() >= deadline:
+                expanded_all = False  # the budget ran out inside this object
+                break
+        if full and expanded_all:  # a full result replaces everything: skip the empty ones
+            expanded = [change for change in expanded if change.blocks]
+        # (incrementally, a change to "no busy time" must clear the event, so it stays)
+        return deleted + expanded, warnings, expanded_all
 
     # -- writing events -------------------------------------------------------------------
 
