@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -281,7 +282,13 @@ def create_booking(
 
 def _clean_email(email: str) -> str:
     email = (email or "").strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in email):
+        # CR/LF and other control characters would break mail headers and calendar files
+        raise BookingError(
+            "That is not a valid email address: it contains spaces, line breaks or "
+            "control characters."
+        )
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise BookingError(f"{email or 'An empty address'} is not a valid email address.")
     return email
 

@@ -37,19 +37,38 @@ NOT_FOUND_BODY = "Not found\n"
 # --- keeping tokens out of logs ------------------------------------------------------------
 
 _TOKEN_IN_PATH = re.compile(r"(/feeds/)[^/\s\"'?#]+")
+# A feed token by its own shape (``new_token("feed")``: "feed_" + urlsafe base64), wherever it
+# appears: "/feeds//<token>.ics" or "/%66eeds/<token>.ics" dodge the path pattern above. Each
+# character may also be percent-encoded ("%66eed%5F..."); the prefix matches in any case.
+_ENCODED = r"%[0-9a-f]{2}"
+_TOKEN_SHAPE = re.compile(
+    "".join(f"(?:{c}|%{ord(c):02x})" for c in "feed_") + rf"(?:[a-z0-9_-]|{_ENCODED}){{32,}}",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every feed token in it replaced by ``[redacted]``."""
+    text = _TOKEN_SHAPE.sub(REDACTED, text)
+    if "/feeds/" in text:
+        text = _TOKEN_IN_PATH.sub(rf"\1{REDACTED}", text)
+    return text
 
 
 class RedactFeedTokens(logging.Filter):
-    """Replaces the token in any ``/feeds/<token>.ics`` of a log record with ``[redacted]``."""
+    """Replaces every feed token of a log record (its message and its arguments) with
+    ``[redacted]``: in a ``/feeds/<token>.ics`` path, or anywhere by the token's shape."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "/feeds/" in record.msg:
-            record.msg = _TOKEN_IN_PATH.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_PATH.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         return True
 
 

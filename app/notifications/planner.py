@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.accounts.models import User
 from app.admin.settings import get_setting
-from app.bookings.models import Attendee, Booking
+from app.bookings.models import Attendee, Booking, Status
 from app.extensions import db
 from app.notifications import ics
 from app.notifications.models import Notification
@@ -58,12 +59,31 @@ def plan_notifications(message: OutboxMessage) -> None:
     booking = db.session.get(Booking, payload["booking_id"]) if payload.get("booking_id") else None
     if payload.get("booking_id") and booking is None:
         return  # the booking is gone: there is nothing left to describe
+    if message.kind == "reminder.due" and _stale_reminder(payload, booking):
+        return  # planned late, after a cancel or a move: the meeting it reminds of is gone
     channels = channels_for(trigger.rule)
     if not channels:
         return
     extra = _extra_context(trigger.rule, payload)
     for recipient in _unique(recipients_for(trigger, message.kind, payload, booking)):
         _plan_one(message, trigger.rule, recipient, booking, payload, channels, extra)
+
+
+def _stale_reminder(payload: dict, booking: Booking | None) -> bool:
+    """A reminder whose booking is no longer confirmed, or no longer starts when the
+    reminder says. The moved meeting earns its own reminder (keyed by the new start); an
+    edit that keeps the time (sequence up, start the same) still deserves this one, so the
+    sequence decides only for older payloads that carry no start."""
+    if booking is None or booking.status != Status.CONFIRMED:
+        return True
+    starts_at = payload.get("starts_at")
+    if starts_at is not None:
+        try:
+            return datetime.fromisoformat(starts_at) != booking.starts_at
+        except (TypeError, ValueError):
+            return True
+    sequence = payload.get("sequence")
+    return sequence is not None and int(sequence) != booking.sequence
 
 
 def _plan_one(

@@ -19,7 +19,7 @@ from app.admin.settings import get_setting
 from app.bookings.models import Attendee, Booking, Status
 from app.database import utcnow
 from app.extensions import db
-from app.outbox import emit_once
+from app.outbox import OutboxMessage, emit_once
 
 KIND = "reminder.due"
 
@@ -72,16 +72,40 @@ def queue_reminders(now: datetime | None = None) -> int:
     minutes = int(get_setting("reminder_minutes"))
     if minutes <= 0:
         return 0
+    due = [
+        (booking, attendee)
+        for booking in due_bookings(now, minutes)
+        for attendee in booking.attendees
+    ]
+    sent = existing_keys([dedupe_key(booking, attendee) for booking, attendee in due])
     emitted = 0
-    for booking in due_bookings(now, minutes):
-        for attendee in booking.attendees:
-            message = emit_once(
-                dedupe_key(booking, attendee),
-                KIND,
-                booking_id=booking.id,
-                status=booking.status,
-                sequence=booking.sequence,
-                attendee=_attendee_payload(attendee),
-            )
-            emitted += message is not None
+    for booking, attendee in due:
+        key = dedupe_key(booking, attendee)
+        if key in sent:
+            continue
+        # emit_once still guards the insert: another worker may be on the same minute
+        message = emit_once(
+            key,
+            KIND,
+            booking_id=booking.id,
+            status=booking.status,
+            sequence=booking.sequence,
+            starts_at=booking.starts_at.isoformat(),
+            attendee=_attendee_payload(attendee),
+        )
+        emitted += message is not None
     return emitted
+
+
+def existing_keys(keys: list[str], chunk: int = 500) -> set[str]:
+    """Which of ``keys`` the outbox already holds: one query per ``chunk`` keys, not one per
+    attendee every minute."""
+    found: set[str] = set()
+    for i in range(0, len(keys), chunk):
+        part = keys[i : i + chunk]
+        found.update(
+            db.session.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(part))
+            )
+        )
+    return found

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app, render_template
 
 from app.admin.settings import all_settings
-from app.bookings.models import Booking, LocationMode
+from app.bookings.models import Booking, LocationMode, Status
 from app.notifications.rules import RULES, Rule
 
 UTC = ZoneInfo("UTC")
@@ -59,7 +59,8 @@ def zone_named(name: str | None, fallback: str = "UTC") -> ZoneInfo:
             continue
         try:
             return ZoneInfo(candidate)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a folder of the zone database ("Europe") or an unreadable file
             continue
     return UTC
 
@@ -90,11 +91,18 @@ def location_of(booking: Booking) -> str:
 def headline(rule: Rule, zone: ZoneInfo, booking: Booking | None, payload: dict) -> str:
     """The subject of the email and the title under the bell (one wording for both)."""
     prefix = HEADLINES[rule]
+    if rule is Rule.VISITOR_BOOKED and awaiting_approval(booking):
+        prefix = "Booking request received"
     if booking is not None:
         return f"{prefix}: {booking.title} on {short_when(booking.starts_at, zone)}"
     if rule is Rule.POLL_INVITATION and payload.get("poll_title"):
         return f"{prefix}: {payload['poll_title']}"
     return prefix
+
+
+def awaiting_approval(booking: Booking | None) -> bool:
+    """A booking on a type that needs approval: held (TENTATIVE), not yet confirmed."""
+    return booking is not None and booking.status == Status.PROVISIONAL
 
 
 def branding() -> dict[str, str]:
@@ -137,6 +145,7 @@ def render_email(
         "recipient_name": recipient_name,
         "zone": zone,
         "booking": booking,
+        "awaiting_approval": awaiting_approval(booking),
         "when": long_when(booking.starts_at, booking.ends_at, zone) if booking else "",
         "location": location_of(booking) if booking else "",
         "people": [a.display_name for a in booking.attendees] if booking else [],

@@ -262,3 +262,35 @@ def test_bad_input_is_refused_with_a_clear_message(app, factory, people):
         _run(app, Action.COMPLETE, booking.id, manager.id)
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(Booking)) == 1
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "eve@example.test\r\nBcc: victim@example.test",
+        "eve@exam\nple.test",
+        "eve@example.test\x00",
+        "eve\t@example.test",
+        "eve@exa mple.test",
+        "eve@example.test\u2028x",
+    ],
+)
+def test_guest_emails_with_line_breaks_or_control_characters_are_refused(
+    app, factory, people, email
+):
+    """CR/LF or control characters would crash the planner's calendar file later."""
+    manager, agent, _ = people
+    kind = factory.booking_type()
+    with pytest.raises(service.BookingError, match="line breaks or control characters"):
+        factory.booking(manager, kind, at(3), [agent], guests=[service.Guest(email)])
+    booking = factory.booking(manager, kind, at(5), [agent])
+    with app.app_context():
+        begin_write()
+        from app.accounts.models import User
+
+        actor = db.session.get(User, manager.id)
+        with pytest.raises(service.BookingError, match="line breaks or control characters"):
+            service.add_attendee(
+                actor, db.session.get(Booking, booking.id), guest=service.Guest(email)
+            )
+        db.session.rollback()

@@ -455,3 +455,78 @@ def test_feed_section_in_the_browser(app, ann, live_server):
     assert first != second
     assert feeds.get(urlsplit(first).path).status_code == 404
     assert feeds.get(urlsplit(second).path).status_code == 200
+
+
+def _encoded(text: str) -> str:
+    return "".join(f"%{ord(c):02X}" for c in text)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds//{token}.ics",
+        "/%66eeds/{token}.ics",
+        "/%66eeds//{token}.ics",
+        "/x/../feeds/{token}.ics",
+        "/feeds/{encoded_token}.ics",
+        "/feeds/%66eed_{body}.ics",
+        "/feeds/{upper_prefix}.ics",
+    ],
+)
+def test_the_log_filter_redacts_tokens_by_their_shape(path):
+    """Paths that dodge the "/feeds/<token>" pattern still lose the token: a werkzeug access
+    line (its format and arguments) goes through the filter and keeps no part of it."""
+    from app.notifications.feed_routes import redact_feed_tokens
+    from app.security import new_token
+
+    token = new_token("feed")
+    body = token.removeprefix("feed_")
+    requested = path.format(
+        token=token,
+        body=body,
+        encoded_token=_encoded(token),
+        upper_prefix="FEED_" + body,
+    )
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        __file__,
+        1,
+        '127.0.0.1 - - [01/Jan/2030 10:00:00] "%s" %s %s\n',
+        (f"GET {requested} HTTP/1.1", "404", "-"),
+        None,
+    )
+    assert redact_feed_tokens.filter(record)
+    line = record.getMessage()
+    assert "[redacted]" in line
+    assert body not in line and _encoded(body) not in line
+    assert body[:12] not in line  # not even a prefix of it
+
+
+def test_tokens_in_odd_paths_never_reach_the_access_log(app, client, factory, ann, caplog):
+    """Through the development server, "/feeds//<token>.ics" and "/%66eeds/<token>.ics" are
+    logged with the token redacted."""
+    import urllib.error
+
+    from werkzeug.serving import make_server
+
+    caplog.set_level(logging.DEBUG)
+    _, path = _make_feed(client, ann.email)
+    token = path.removeprefix("/feeds/").removesuffix(".ics")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for odd in (f"/feeds//{token}.ics", f"/%66eeds/{token}.ics"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{server.port}{odd}").close()
+            except urllib.error.HTTPError as answer:
+                answer.close()
+    finally:
+        server.shutdown()
+        thread.join(10)
+    lines = [record.getMessage() for record in caplog.records]
+    access = [line for line in lines if "GET /" in line and "eeds/" in line]
+    assert len(access) >= 2, lines  # "//" is redirected (308) to the tidy path, then served
+    assert all("[redacted]" in line for line in access)
+    assert not [line for line in lines if token.removeprefix("feed_") in line]

@@ -400,3 +400,28 @@ def test_without_mail_server_messages_are_written_to_the_mail_folder(
     assert recipients == {AGENT, LEARNER, GUEST}
     assert "Hello" not in caplog.text and "BEGIN:VCALENDAR" not in caplog.text
     assert not list(folder.glob("*.partial"))
+
+
+def test_a_visitor_on_an_approval_type_is_told_it_awaits_approval(app, client, public, smtp_server):
+    """On a type that needs approval the booking is provisional: the visitor's email says
+    their request is received and awaiting approval (never "confirmed"), matching the
+    TENTATIVE invitation attached."""
+    from app.bookings.models import BookingType
+    from app.database import begin_write
+    from app.extensions import db
+
+    with app.app_context():
+        begin_write()
+        db.session.get(BookingType, public["kind"].id).requires_approval = True
+        db.session.commit()
+    response = book_form(client, "consultation", first_slot(app, public["kind"]))
+    assert response.status_code in (200, 302, 303)
+    [created] = outbox_rows(app, "public.booking_created")
+    deliver_all(app)
+    [mail] = smtp_server.to(VISITOR)
+    assert mail.subject.startswith("Booking request received: Consultation on ")
+    for body in (mail.text, mail.html):
+        assert "awaiting approval" in body
+        assert "confirmed" not in body.lower()
+    assert str(mail.event()["STATUS"]) == "TENTATIVE"
+    assert created["payload"]["manage_url"] in mail.text

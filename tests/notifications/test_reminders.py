@@ -18,7 +18,7 @@ from app.extensions import db
 from app.notifications.reminders import queue_reminders
 from app.outbox import OutboxMessage
 from tests.conftest import at
-from tests.notifications.conftest import deliver_all
+from tests.notifications.conftest import deliver_all, outbox_rows
 
 
 def _run(app, now: datetime) -> int:
@@ -210,3 +210,82 @@ def test_each_attendee_receives_one_reminder_email(app, factory, smtp_server):
         assert len(received) == 1, (address, [m.subject for m in received])
         assert "Progress review" in received[0].subject
     assert len(smtp_server.messages) == 3
+
+
+def _reminder_mails(app) -> list[dict]:
+    return [
+        r["payload"] for r in outbox_rows(app, "notify.email") if r["payload"]["rule"] == "reminder"
+    ]
+
+
+def test_a_reminder_planned_after_a_cancel_is_dropped(app, factory):
+    """A ``reminder.due`` still waiting when the meeting is cancelled reminds nobody."""
+    start = at(2)
+    booking, _, _ = _meeting(factory, start)
+    assert _run(app, start - timedelta(minutes=30)) == 3
+    with app.app_context():
+        begin_write()
+        service.cancel(None, db.session.get(Booking, booking.id))
+        db.session.commit()
+    deliver_all(app)
+    assert _reminder_mails(app) == []
+
+
+def test_a_reminder_planned_after_a_move_is_dropped_for_the_new_ones(app, factory):
+    """A reminder of the old time planned after a reschedule is dropped; the new time's
+    reminders go out, one per attendee."""
+    start = at(2)
+    booking, _, _ = _meeting(factory, start)
+    now = start - timedelta(minutes=40)
+    assert _run(app, now) == 3
+    with app.app_context():
+        begin_write()
+        service.reschedule(None, db.session.get(Booking, booking.id), start + timedelta(hours=1))
+        db.session.commit()
+    deliver_all(app)
+    assert _reminder_mails(app) == []  # the new time is not due yet
+    assert _run(app, now + timedelta(hours=1)) == 3
+    deliver_all(app)
+    assert len(_reminder_mails(app)) == 3
+
+
+def test_a_reminder_survives_an_edit_that_keeps_the_time(app, factory):
+    """Adding a guest raises the sequence but not the start: the reminder still goes out."""
+    start = at(2)
+    booking, _, _ = _meeting(factory, start)
+    assert _run(app, start - timedelta(minutes=30)) == 3
+    with app.app_context():
+        begin_write()
+        service.add_attendee(
+            None, db.session.get(Booking, booking.id), guest=Guest("late@example.test", "Lou")
+        )
+        db.session.commit()
+    deliver_all(app)
+    assert len(_reminder_mails(app)) == 3
+
+
+def test_a_quiet_minute_asks_the_outbox_once(app, factory):
+    """With every reminder already sent, a run looks the keys up in one query, not one per
+    attendee (the job runs every minute)."""
+    from sqlalchemy import event
+
+    start = at(2)
+    _meeting(factory, start)
+    now = start - timedelta(minutes=30)
+    assert _run(app, now) == 3
+
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if "dedupe_key" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _run(app, now + timedelta(minutes=1)) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1, statements
+    assert len(_reminders(app)) == 3

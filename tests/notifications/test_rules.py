@@ -564,3 +564,13 @@ def test_poll_invitations_carry_each_invitees_own_link(world, smtp_server):
         other = "sbp_guest_token" if token == "sbp_agent_token" else "sbp_agent_token"
         assert other not in mail.text
     assert "Hello Gail Guest" in smtp_server.to(GUEST)[0].text
+
+
+@pytest.mark.parametrize("stored", ["Europe", "America", "", None, "Not/AZone", "../etc"])
+def test_zone_named_falls_back_on_folders_and_nonsense(stored):
+    """A stored zone naming a folder of the zone database ("Europe") raises OSError in
+    ZoneInfo; it falls back like any other unusable name instead of crashing a notification."""
+    from app.notifications.render import zone_named
+
+    assert zone_named(stored, "Europe/London").key == "Europe/London"
+    assert zone_named(stored, "Europe").key == "UTC"
