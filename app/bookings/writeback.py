@@ -44,11 +44,12 @@ from app.connections.providers.base import (
 from app.connections.sync import mark_needs_relink
 from app.database import utcnow
 from app.extensions import db
-from app.outbox import OutboxMessage, handles
+from app.outbox import OutboxMessage, emit, handles
 
 log = logging.getLogger(__name__)
 
 PENDING_PREFIX = "[PENDING] "
+RESYNC_KIND = "booking.calendar_resync"  # no notification rule matches it
 EVENT_STATUSES = frozenset({Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED})
 
 
@@ -76,10 +77,15 @@ def write_back_message(message: OutboxMessage) -> None:
 @handles("connection.write_calendar_changed")
 def write_back_person(message: OutboxMessage) -> None:
     """A person's write calendar changed: bring each of their upcoming bookings into line
-    (write into the new calendar, remove from the old). Finished bookings stay as they are."""
+    (write into the new calendar, remove from the old). Finished bookings stay as they are.
+
+    One outbox message per booking rather than all of them here: each is then written in
+    its own short delivery (on SQLite the write lock is held for one booking's calls, not
+    for fifty), and one calendar's trouble retries only that booking.
+    """
     person_id = message.payload.get("person_id")
     upcoming = db.session.scalars(
-        select(Booking)
+        select(Booking.id)
         .join(Attendee, Attendee.booking_id == Booking.id)
         .where(
             Attendee.user_id == person_id,
@@ -88,16 +94,8 @@ def write_back_person(message: OutboxMessage) -> None:
         )
         .order_by(Booking.starts_at)
     ).all()
-    retry: list[WritebackRetry] = []
-    for booking in upcoming:
-        try:
-            reconcile(booking)
-        except WritebackRetry as exc:
-            retry.append(exc)
-    if retry:
-        raise WritebackRetry(
-            "; ".join(str(e) for e in retry), retry_after=max(e.retry_after for e in retry)
-        )
+    for booking_id in upcoming:
+        emit(RESYNC_KIND, booking_id=booking_id)  # "booking.*": handled by write_back_message
 
 
 def reconcile(booking: Booking) -> None:
