@@ -34,6 +34,7 @@ from app.extensions import db
 from app.notifications import ics
 from app.notifications.models import FeedToken
 from app.security import hash_token, new_token, tokens_match
+from app.urls import absolute_url
 
 TOKEN_PREFIX = "feed"  # noqa: S105 - the readable start of every feed token, not a secret
 PAST_DAYS = 60
@@ -75,8 +76,7 @@ def feed_of(user: User) -> FeedToken | None:
 
 def feed_url(token: str) -> str:
     """The address to subscribe to: ``<SLOTBOOK_BASE_URL>/feeds/<token>.ics``."""
-    base = current_app.config["SLOTBOOK_BASE_URL"].rstrip("/")
-    return f"{base}/feeds/{token}.ics"
+    return absolute_url("feeds.feed", token=token)
 
 
 def user_for_token(token: str) -> User | None:

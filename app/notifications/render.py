@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import current_app, render_template
+from flask import render_template
 
 from app.admin.settings import all_settings
 from app.bookings.models import Booking, LocationMode, Status
 from app.notifications.rules import RULES, Rule
+from app.urls import absolute_url
 
 UTC = ZoneInfo("UTC")
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -117,10 +118,6 @@ def branding() -> dict[str, str]:
     }
 
 
-def base_url() -> str:
-    return (current_app.config.get("SLOTBOOK_BASE_URL") or "").rstrip("/")
-
-
 def render_email(
     rule: Rule,
     *,
@@ -149,11 +146,13 @@ def render_email(
         "when": long_when(booking.starts_at, booking.ends_at, zone) if booking else "",
         "location": location_of(booking) if booking else "",
         "people": [a.display_name for a in booking.attendees] if booking else [],
-        "booking_url": f"{base_url()}/bookings/{booking.id}" if booking and internal else None,
+        "booking_url": absolute_url("bookings.detail", booking_id=booking.id)
+        if booking and internal
+        else None,
         "payload": payload,
         "deadline": _deadline(payload.get("deadline"), zone),
         "brand": branding(),
-        "base_url": base_url(),
+        "calendars_url": absolute_url("connections.index"),
         **(extra or {}),
     }
     name = RULES[rule].template

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.accounts.models import User
@@ -25,6 +24,7 @@ from app.outbox import emit
 from app.polls.models import Answer, Poll, PollAnswer, PollInvitee, PollOption, PollStatus
 from app.scheduling.assistant import CommonSlot, common_slots
 from app.security import hash_token, new_token
+from app.urls import absolute_url
 
 TOKEN_PREFIX = "sbp"  # noqa: S105 - a readable prefix, not a secret
 MAX_OPTIONS = 20
@@ -140,7 +140,6 @@ def create_poll(
         invitations.append(Invitation(invitee, token))
     db.session.add(poll)
     db.session.flush()
-    base = (current_app.config.get("SLOTBOOK_BASE_URL") or "").rstrip("/")
     for invitation in invitations:
         emit(
             "poll.invited",
@@ -148,7 +147,7 @@ def create_poll(
             invitee_id=invitation.invitee.id,
             email=invitation.invitee.email,
             token=invitation.token,
-            url=f"{base}/polls/answer/{invitation.token}",
+            url=absolute_url("polls.answer", token=invitation.token),
         )
     return poll, invitations
 
