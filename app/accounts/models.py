@@ -161,6 +161,7 @@ class LearnerProfile(db.Model):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     employer_name: Mapped[str | None] = mapped_column(String(200))
+    employer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     workplace_mentor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assessor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -169,6 +170,30 @@ class LearnerProfile(db.Model):
     assigned_agent: Mapped[User | None] = relationship(foreign_keys=[assigned_agent_id])
     workplace_mentor: Mapped[User | None] = relationship(foreign_keys=[workplace_mentor_id])
     assessor: Mapped[User | None] = relationship(foreign_keys=[assessor_id])
+    employer: Mapped[User | None] = relationship(foreign_keys=[employer_id])
+
+
+class PasswordToken(db.Model):
+    """A single-use, expiring link to set a password: an invitation or a forgotten-password
+    reset. Only the SHA-256 of the token is kept, so a database dump cannot be used to sign in."""
+
+    __tablename__ = "password_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        CheckConstraint("purpose IN ('invite','reset')", name="password_token_purpose"),
+        Index("ix_password_tokens_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class ApiToken(db.Model):

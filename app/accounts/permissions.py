@@ -23,6 +23,8 @@ class Perm(StrEnum):
     USERS_MANAGE = "users.manage"
     ROLES_MANAGE = "roles.manage"
     HOURS_EDIT_OWN = "hours.edit_own"
+    PEOPLE_MANAGE = "people.manage"
+    BOOKING_TYPES_MANAGE = "booking_types.manage"
 
 
 PERMISSION_LABELS: dict[Perm, str] = {
@@ -39,6 +41,8 @@ PERMISSION_LABELS: dict[Perm, str] = {
     Perm.USERS_MANAGE: "Manage users and reset passwords",
     Perm.ROLES_MANAGE: "Edit the role permission matrix",
     Perm.HOURS_EDIT_OWN: "Edit one's own working hours and time off",
+    Perm.PEOPLE_MANAGE: "Manage people, groups, learner profiles and everyone's hours",
+    Perm.BOOKING_TYPES_MANAGE: "Create and edit booking types",
 }
 
 STAFF = (
@@ -79,4 +83,4 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[Perm, ...], bool]] = {
 }
 
 # The owner can never lock themself out of the matrix.
-OWNER_LOCKED = {Perm.ROLES_MANAGE, Perm.USERS_MANAGE}
+OWNER_LOCKED = {Perm.ROLES_MANAGE, Perm.USERS_MANAGE, Perm.PEOPLE_MANAGE}

@@ -68,6 +68,10 @@ class BookingType(db.Model):
     buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
     buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
     location_modes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["face_to_face"])
+    # The mode a new booking starts with (None: the first allowed one), and the address or
+    # meeting details a face-to-face or remote booking of this type carries unless changed.
+    default_location_mode: Mapped[str | None] = mapped_column(String(20))
+    location_detail: Mapped[str] = mapped_column(String(500), default="")
     requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     bookable_by: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["staff"])
     availability_source: Mapped[str] = mapped_column(String(20), default=AvailabilitySource.DEFAULT)

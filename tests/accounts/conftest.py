@@ -1102,6 +1102,27 @@ GUARDED_BUILDERS.update(
         "notifications.admin_retry": _notifications_admin_retry,
     }
 )
+# The organisation screens of issue [07] keep their builders in modules of their own: each
+# module's ``register(tables)`` adds its routes to the dicts named in ``tables``.
+from tests.accounts import (  # noqa: E402
+    perm_booking_types,
+    perm_groups,
+    perm_passwords,
+    perm_people,
+)
+
+_TABLES = {
+    "Req": Req,
+    "OBJECT_BUILDERS": OBJECT_BUILDERS,
+    "LOGIN_ONLY_BUILDERS": LOGIN_ONLY_BUILDERS,
+    "GUARDED_PERMISSIONS": GUARDED_PERMISSIONS,
+    "GUARDED_BUILDERS": GUARDED_BUILDERS,
+    "PUBLIC_ENDPOINTS": PUBLIC_ENDPOINTS,
+    "PUBLIC_POST_BUILDERS": PUBLIC_POST_BUILDERS,
+}
+for _area in (perm_people, perm_groups, perm_booking_types, perm_passwords):
+    _area.register(_TABLES)
+
 # The calendar routes go last in the sweeps: a newly linked calendar is unread until its first
 # sync, and until then its owner offers no slots (fail closed), which would refuse the booking
 # and poll requests of the same sweep.
