@@ -1,4 +1,5 @@
-"""Permission-table builders for the people screens (/admin/people), learner profiles and others' hours.
+"""Permission-table builders for the people screens (/admin/people), learner profiles and
+others' hours.
 
 ``register(tables)`` adds one valid request per route to the shared tables of
 ``tests/accounts/conftest.py`` (see the comment above ``OBJECT_BUILDERS`` there).
