@@ -17,6 +17,14 @@ class AccountError(ValueError):
     """Input an account operation cannot accept; the message is for people."""
 
 
+class DuplicateEmail(AccountError):
+    """Another account already uses this email (the API answers 409)."""
+
+
+class AccountForbidden(Exception):
+    """The actor may not do this to accounts (e.g. grant a role with rights they lack)."""
+
+
 def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
@@ -60,7 +68,7 @@ def create_user(
     if "@" not in email:
         raise AccountError(f"{email or 'An empty address'} is not a valid email address.")
     if find_user(email) is not None:
-        raise AccountError(f"A user with the email {email} already exists.")
+        raise DuplicateEmail(f"A user with the email {email} already exists.")
     roles = ensure_roles()
     if role_slug not in roles:
         raise AccountError(f"Unknown role {role_slug!r}.")
