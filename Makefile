@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint format chromium icaljs screenshots
+.PHONY: venv run test lint format chromium icaljs axe screenshots
 
 venv: $(STAMP)
 
@@ -69,11 +69,28 @@ $(ICALJS_STAMP): $(ICALJS)/package-lock.json
 
 icaljs: $(ICALJS_STAMP)
 
-test: $(DEV_STAMP) chromium icaljs
+# The browser tests inject axe-core (pinned by tests/browser/axe/package-lock.json) into pages
+# and fail on serious or critical accessibility findings.
+AXE := tests/browser/axe
+AXE_STAMP := $(AXE)/node_modules/.installed-lock
+
+$(AXE_STAMP): $(AXE)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "WARNING: npm is missing; the browser tests' accessibility checks will fail." \
+			"Install Node.js 20 and npm to run them." >&2; \
+	elif npm ci --prefix $(AXE) --no-audit --no-fund --loglevel=error >/dev/null; then \
+		touch $@; \
+	else \
+		echo "WARNING: npm ci failed in $(AXE); the accessibility checks will fail." >&2; \
+	fi
+
+axe: $(AXE_STAMP)
+
+test: $(DEV_STAMP) chromium icaljs axe
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Refresh the screenshots the README links to (the browser tests take them).
-screenshots: $(DEV_STAMP) chromium
+screenshots: $(DEV_STAMP) chromium axe
 	SLOTBOOK_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -m browser
 
 lint: $(DEV_STAMP)

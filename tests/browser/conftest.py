@@ -74,11 +74,47 @@ def sign_in(page, base_url: str, email: str, password: str = PASSWORD) -> None:
     page.wait_for_url(lambda url: url.startswith(base_url) and "/login" not in url)
 
 
+PHONE_WIDTH = 390
+
+
 def shoot(page, name: str) -> Path:
+    """Check the screen with axe-core and save its screenshot, as it is and at a phone's
+    width (``<name>-phone.png``): every screen worth a picture is one people use, on a desk
+    or on a phone, so each is held to the accessibility bar at both widths."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    assert_accessible(page, name)
     page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    if size and size["width"] > PHONE_WIDTH:
+        page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+        try:
+            assert_accessible(page, f"{name} at {PHONE_WIDTH} px")
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
+        finally:
+            page.set_viewport_size(size)
     return path
+
+
+AXE_SCRIPT = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+
+def assert_accessible(page, context: str = "") -> None:
+    """Run axe-core on the page as it is now; fail on serious or critical findings, naming
+    the rule and the elements so the fix is obvious."""
+    if not AXE_SCRIPT.exists():
+        pytest.fail(f"{AXE_SCRIPT} is missing: `make test` installs axe-core with npm")
+    if not page.evaluate("() => window.axe !== undefined"):
+        page.add_script_tag(path=str(AXE_SCRIPT))
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    blocking = [v for v in result["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+    report = [
+        f"{v['impact']} {v['id']}: {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        for v in blocking
+    ]
+    assert not report, f"accessibility findings on {context or page.url}:\n" + "\n".join(report)
 
 
 def htmx_settled(page) -> None:
