@@ -133,6 +133,11 @@ class User(UserMixin, db.Model):
         return self.role.is_staff
 
     @property
+    def is_learner(self) -> bool:
+        """A learner (apprentice): books the types bookable by learners for themself (S7)."""
+        return self.role.slug == "learner"
+
+    @property
     def zone(self) -> ZoneInfo:
         try:
             return ZoneInfo(self.timezone)

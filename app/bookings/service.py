@@ -224,16 +224,24 @@ def create_booking(
     calendar shows that as a conflict (C3) rather than refusing it.
     """
     begin_write()
-    policy.require(actor, Perm.BOOKINGS_CREATE)
+    self_service = actor is not None and actor.is_learner
+    if self_service:
+        # S7: a learner books a type bookable by learners, for themself, at an offered time
+        policy.require_book_type(actor, booking_type, "learner")
+        check_availability, audience = True, "public"
+    else:
+        policy.require(actor, Perm.BOOKINGS_CREATE)
     _check_start(starts_at)
     if not booking_type.active:
         raise BookingError(f"{booking_type.name} is not bookable at the moment.")
     people = list(dict.fromkeys(people))  # keep order, drop repeats
+    if self_service:
+        _check_learner_booking(actor, booking_type, people, learner, guests)
     if not people:
         raise BookingError("Choose at least one person to hold the booking.")
     if any(not p.active for p in people):
         raise BookingError("A chosen person's account is disabled.")
-    if actor is not None and any(p.id != actor.id for p in people):
+    if actor is not None and not self_service and any(p.id != actor.id for p in people):
         policy.require(actor, Perm.BOOKINGS_ASSIGN)
     if location_mode not in booking_type.location_modes:
         raise BookingError("That location is not offered for this booking type.")
@@ -280,6 +288,24 @@ def create_booking(
     return booking
 
 
+def _check_learner_booking(
+    actor: User, booking_type: BookingType, people: list[User], learner, guests
+) -> None:
+    """A learner's own booking: they are its learner, and it is held by one person the
+    type's availability source offers them (B6); nobody else is brought along."""
+    from app.bookings.availability import candidate_people
+
+    if learner is None or learner.id != actor.id:
+        raise policy.PermissionDenied("Learners can only book for themselves.")
+    if guests:
+        raise BookingError("Guests cannot be added to a booking you make for yourself.")
+    offered = {p.id for p in candidate_people(booking_type, actor)}
+    if len(people) != 1 or people[0].id not in offered:
+        raise BookingError(
+            "The person who takes your booking is chosen for you: choose one of the times offered."
+        )
+
+
 def _clean_email(email: str) -> str:
     email = (email or "").strip().lower()
     if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in email):
@@ -314,7 +340,7 @@ def _require_available(
 
 def _transition(actor: User | None, booking: Booking, action: Action, kind: str) -> Booking:
     begin_write()
-    policy.require(actor, action, booking)
+    policy.require_change(actor, action, booking)
     old = booking.status
     booking.status = next_status(old, action)
     booking.sequence += 1
@@ -358,7 +384,9 @@ def reschedule(
     ``check_availability`` as for ``create_booking``; the booking's own time does not count
     against it."""
     begin_write()
-    policy.require(actor, Action.RESCHEDULE, booking)
+    policy.require_change(actor, Action.RESCHEDULE, booking)
+    if policy.acts_as_learner(actor, Action.RESCHEDULE):
+        check_availability, audience = True, "public"  # only to an offered time (S7)
     next_status(booking.status, Action.RESCHEDULE)
     _check_start(starts_at)
     if starts_at == booking.starts_at:
