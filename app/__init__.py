@@ -56,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
 def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
     import app.accounts.models
+    import app.accounts.passwords  # outbox: invitation and reset emails
     import app.admin.models
     import app.bookings.models
 
@@ -72,10 +73,13 @@ def _import_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.hours_routes import bp as hours_bp
+    from app.accounts.profile_routes import bp as profile_bp
+    from app.accounts.profile_routes import links_bp as password_links_bp
     from app.accounts.routes import bp as accounts_bp
     from app.admin.routes import bp as admin_bp
     from app.api import bp as api_bp
     from app.bookings.capacity_routes import bp as capacity_bp
+    from app.bookings.learner_routes import bp as learner_bp
     from app.bookings.routes import bp as bookings_bp
     from app.calendar.routes import bp as calendar_bp
     from app.connections.routes import bp as connections_bp
@@ -86,9 +90,12 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(hours_bp)
+    app.register_blueprint(profile_bp)
+    app.register_blueprint(password_links_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(calendar_bp)
     app.register_blueprint(capacity_bp)
+    app.register_blueprint(learner_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(polls_bp)
     app.register_blueprint(api_bp)

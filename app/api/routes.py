@@ -26,6 +26,7 @@ from app.api.serializers import (
     person_json,
     slot_json,
 )
+from app.bookings import learner as own_booking
 from app.bookings import policy, service
 from app.bookings.availability import slots_for
 from app.bookings.models import Attendee, Booking, BookingType
@@ -162,10 +163,13 @@ def get_booking(booking_id: int):
 # --- changing ---------------------------------------------------------------------------
 
 
-def _assign(kind: BookingType, starts_at: datetime, learner: User | None) -> list[User]:
+def _assign(
+    kind: BookingType, starts_at: datetime, learner: User | None, audience: str = "staff"
+) -> list[User]:
     """Nobody chosen: the first (least-loaded) person the type's source offers for exactly
     this start (A3, B6), or 409 when the start is not an offered slot."""
-    slots = slots_for(kind, starts_at, starts_at + kind.duration, audience="staff", learner=learner)
+    end = starts_at + kind.duration
+    slots = slots_for(kind, starts_at, end, audience=audience, learner=learner)
     for slot in slots:
         if slot.start == starts_at and slot.people:
             return [db.session.get(User, slot.people[0])]
@@ -176,11 +180,14 @@ def _assign(kind: BookingType, starts_at: datetime, learner: User | None) -> lis
 def create_booking():
     begin_write()  # already open as a writer; stated here because everything below may write
     actor = api_user()
-    policy.require(actor, Perm.BOOKINGS_CREATE)
+    if not actor.is_learner:
+        policy.require(actor, Perm.BOOKINGS_CREATE)
     zone = _query_zone()
     data = params.json_object(CREATE_FIELDS)
     kind = params.booking_type(params.required(data, "booking_type"))
     starts_at = params.instant(params.required(data, "start"), "start", zone)
+    if actor.is_learner:
+        return _create_own_booking(actor, kind, starts_at, data, zone)
     learner = params.learner(data.get("learner"))
     location_mode = params.text(data, "location_mode", 20)
     location_detail = params.text(data, "location_detail", service.LOCATION_DETAIL_MAX)
@@ -199,6 +206,42 @@ def create_booking():
         location_detail=location_detail or "",
         description=description or "",
         check_availability=True,
+    )
+    db.session.commit()
+    response = _booking_response(booking, zone, 201)
+    response.headers["Location"] = url_for("api.get_booking", booking_id=booking.id)
+    return response
+
+
+def _create_own_booking(actor: User, kind: BookingType, starts_at: datetime, data: dict, zone):
+    """A learner books for themself (S7): a type bookable by learners, at a time offered to
+    them by its source (B6) in the public window; who takes it is chosen by availability."""
+    policy.require_book_type(actor, kind, "learner")
+    if (
+        data.get("learner") is not None
+        and params.identifier(data["learner"], "learner") != actor.id
+    ):
+        raise ApiError(403, "forbidden", "Learners can only book for themselves.")
+    if data.get("people") is not None:
+        raise params.bad(
+            "validation_error", "Leave out people: who takes your booking is chosen for you."
+        )
+    location_mode = params.text(data, "location_mode", 20)
+    location_detail = params.text(data, "location_detail", service.LOCATION_DETAIL_MAX)
+    description = params.text(data, "description", DESCRIPTION_MAX)
+    people = _assign(kind, starts_at, actor, audience="public")
+    default_mode, default_detail = own_booking.default_location(kind)
+    booking = service.create_booking(
+        actor,
+        kind,
+        starts_at,
+        people,
+        learner=actor,
+        location_mode=location_mode or default_mode,
+        location_detail=location_detail if location_detail is not None else default_detail,
+        description=description or "",
+        check_availability=True,
+        audience="public",
     )
     db.session.commit()
     response = _booking_response(booking, zone, 201)
