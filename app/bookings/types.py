@@ -61,8 +61,8 @@ NUMBERS: dict[str, Bound] = {
     "minimum_notice_minutes": Bound(0, 525_600, "Minimum notice", "minutes"),
     "earliest_day_public": Bound(0, 365, "Earliest day for the public", "days"),
     "earliest_day_staff": Bound(0, 365, "Earliest day for staff", "days"),
-    "disabled_window_minutes": Bound(0, 43_200, "Disabled window after now", "minutes"),
-    "horizon_days": Bound(1, 1825, "Booking horizon", "days"),
+    "disabled_window_minutes": Bound(0, 10_080, "Disabled window after now", "minutes"),
+    "horizon_days": Bound(1, 730, "Booking horizon", "days"),
     "max_per_day": Bound(1, 1000, "Maximum per day", "bookings"),
 }
 FLAGS = {"requires_approval": "Needs approval", "active": "Active"}
