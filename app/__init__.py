@@ -76,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.profile_routes import bp as profile_bp
     from app.accounts.profile_routes import links_bp as password_links_bp
     from app.accounts.routes import bp as accounts_bp
+    from app.admin.people_routes import bp as people_bp
     from app.admin.booking_types_routes import bp as booking_types_bp
     from app.admin.groups_routes import bp as groups_bp
     from app.admin.routes import bp as admin_bp
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(booking_types_bp)
     app.register_blueprint(groups_bp)
+    app.register_blueprint(people_bp)
     app.register_blueprint(polls_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)

@@ -24,6 +24,9 @@ def register_cli(app: Flask) -> None:
     from app.notifications.cli import feeds
 
     app.cli.add_command(feeds)
+    from app.accounts.people_cli import people
+
+    app.cli.add_command(people)
 
 
 @click.command("create-owner")

@@ -19,8 +19,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.get("/users")
 @permission_required(Perm.USERS_MANAGE)
 def users():
-    people = db.session.scalars(select(User).order_by(User.name)).all()
-    return render_template("admin/users.html", people=people)
+    """The old users list: the people screens replace it (kept so old links still work)."""
+    return redirect(url_for("people.index"))
 
 
 @bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])

@@ -296,7 +296,8 @@ def _new(world, holder, actor):
 
 
 def _users(world, holder, actor):
-    return [Req("users", "GET", "/admin/users", permission=GUARDED_PERMISSIONS["admin.users"])]
+    need = GUARDED_PERMISSIONS["admin.users"]
+    return [Req("users", "GET", "/admin/users", ok=302, permission=need)]  # to /admin/people
 
 
 def _reset_password(world, holder, actor):
@@ -1107,6 +1108,7 @@ GUARDED_BUILDERS.update(
 from tests.accounts import (  # noqa: E402
     perm_booking_types,
     perm_groups,
+    perm_learner,
     perm_passwords,
     perm_people,
 )
@@ -1120,7 +1122,7 @@ _TABLES = {
     "PUBLIC_ENDPOINTS": PUBLIC_ENDPOINTS,
     "PUBLIC_POST_BUILDERS": PUBLIC_POST_BUILDERS,
 }
-for _area in (perm_people, perm_groups, perm_booking_types, perm_passwords):
+for _area in (perm_people, perm_groups, perm_booking_types, perm_passwords, perm_learner):
     _area.register(_TABLES)
 
 # The calendar routes go last in the sweeps: a newly linked calendar is unread until its first
