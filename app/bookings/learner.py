@@ -24,7 +24,7 @@ from app.accounts.permissions import Perm
 from app.bookings import policy, service
 from app.bookings.availability import load_context, slots_for
 from app.bookings.lifecycle import Action, allowed_actions
-from app.bookings.models import HOLDING_STATUSES, Booking, BookingType, LocationMode
+from app.bookings.models import HOLDING_STATUSES, Booking, BookingType, Hold, LocationMode
 from app.database import utcnow
 from app.extensions import db
 from app.scheduling.slots import Slot, find_slots
@@ -96,7 +96,7 @@ def offered_slots(
     audience = window_audience(user)
     if booking is None:
         learner = user if user.is_learner else None
-        return slots_for(
+        slots = slots_for(
             kind,
             start,
             end,
@@ -105,20 +105,52 @@ def offered_slots(
             people=_own_people(user),
             now=now,
         )
-    people = holders(booking)
-    if not people:
-        return []
-    context = load_context(
-        kind,
-        people,
-        start,
-        end,
-        audience=audience,
-        now=now,
-        group_threshold=False,
-        ignore_booking=booking,
+    else:
+        people = holders(booking)
+        if not people:
+            return []
+        context = load_context(
+            kind,
+            people,
+            start,
+            end,
+            audience=audience,
+            now=now,
+            group_threshold=False,
+            ignore_booking=booking,
+        )
+        slots = find_slots(context.people, context.request)
+    if not user.is_learner or not slots:
+        return slots
+    return _without_own_holds(user, kind, slots, booking)
+
+
+def _without_own_holds(
+    user: User, kind: BookingType, slots: list[Slot], booking: Booking | None
+) -> list[Slot]:
+    """Drop the times the learner is already held at: they attend, so their hold would clash
+    (B5) and the booking would be refused. Buffers count as for every hold."""
+    before = timedelta(minutes=kind.buffer_before_minutes)
+    after = timedelta(minutes=kind.buffer_after_minutes)
+    lo, hi = slots[0].start - before, slots[-1].end + after
+    query = select(Hold.starts_at, Hold.ends_at).where(
+        Hold.person_id == user.id,
+        Hold.active.is_(True),
+        Hold.starts_at < hi,
+        Hold.ends_at > lo,
     )
-    return find_slots(context.people, context.request)
+    if booking is not None:
+        query = query.where(Hold.booking_id != booking.id)
+    busy = db.session.execute(query).all()
+    if not busy:
+        return slots
+    return [
+        slot
+        for slot in slots
+        if not any(
+            b_start < slot.end + after and b_end > slot.start - before for b_start, b_end in busy
+        )
+    ]
 
 
 def slot_at(
