@@ -156,6 +156,13 @@ class Config:
         self.SLOTBOOK_LIMIT_BOOKING_POSTS_CONTACT = env_str(
             "SLOTBOOK_LIMIT_BOOKING_POSTS_CONTACT", "5/day"
         )
+        # Forgot-password posts (P3): per client IP and per email address typed.
+        self.SLOTBOOK_LIMIT_PASSWORD_RESET_IP = env_str(
+            "SLOTBOOK_LIMIT_PASSWORD_RESET_IP", "20/hour"
+        )
+        self.SLOTBOOK_LIMIT_PASSWORD_RESET_EMAIL = env_str(
+            "SLOTBOOK_LIMIT_PASSWORD_RESET_EMAIL", "5 per 15 minutes"
+        )
         # Requests per personal calendar feed (F1); fails open like the slot queries.
         self.SLOTBOOK_LIMIT_FEED = env_str("SLOTBOOK_LIMIT_FEED", "20/minute")
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none). Per-IP
