@@ -489,3 +489,14 @@ def test_the_service_refuses_a_learner_a_staff_only_type(app, scene):
                 service.create_booking(me, kind, start, people, learner=learner)
         db.session.rollback()
     assert changed_tables(before, db_state(app)) == []
+
+
+def test_times_the_learner_is_already_held_are_not_offered(app, client, factory, scene):
+    """A learner already in another booking (with someone else) is not offered that time."""
+    login(client, scene.learner.email)
+    first = _starts(client.get("/me/book/review").get_data(as_text=True))[0]
+    factory.booking(None, scene.staff_only, first, [scene.other_agent], learner=scene.learner)
+    day = first.astimezone(LONDON).date().isoformat()
+    page = client.get(f"/me/book/review?day={day}").get_data(as_text=True)
+    assert first not in _starts(page)
+    assert _starts(page), "other times stay offered"
