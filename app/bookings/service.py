@@ -203,8 +203,8 @@ def create_booking(
     *,
     learner: User | None = None,
     guests: list[Guest] = (),
-    location_mode: str = LocationMode.FACE_TO_FACE,
-    location_detail: str = "",
+    location_mode: str | None = None,
+    location_detail: str | None = None,
     title: str | None = None,
     description: str = "",
     rebook_of: Booking | None = None,
@@ -222,6 +222,11 @@ def create_booking(
     the slot (working hours, window, busy calendars, max per day), re-checked here inside the
     write transaction. Staff booking by hand may book over an external busy block: the
     calendar shows that as a conflict (C3) rather than refusing it.
+
+    Without ``location_mode`` the booking meets as the type's default mode; without a
+    ``location_detail`` (None or blank) it carries the type's address or meeting details.
+    Staff book only types bookable by staff (B1 "who may book it"); a resit or retake
+    (``rebook_of``) of an existing booking keeps that booking's type.
     """
     begin_write()
     self_service = actor is not None and actor.is_learner
@@ -234,6 +239,13 @@ def create_booking(
     _check_start(starts_at)
     if not booking_type.active:
         raise BookingError(f"{booking_type.name} is not bookable at the moment.")
+    by_staff = actor is not None and actor.is_staff and not self_service and rebook_of is None
+    if by_staff and not policy.may_book_type(actor, booking_type, "staff"):
+        raise policy.PermissionDenied(
+            f"{booking_type.name} cannot be booked by staff: it is offered to "
+            f"{' and '.join(booking_type.bookable_by or ['nobody'])} only."
+        )
+    location_mode, location_detail = _location(booking_type, location_mode, location_detail)
     people = list(dict.fromkeys(people))  # keep order, drop repeats
     if self_service:
         _check_learner_booking(actor, booking_type, people, learner, guests)
@@ -304,6 +316,17 @@ def _check_learner_booking(
         raise BookingError(
             "The person who takes your booking is chosen for you: choose one of the times offered."
         )
+
+
+def _location(kind: BookingType, mode: str | None, detail: str | None) -> tuple[str, str]:
+    """The booking's location mode and detail, the type's defaults filling what is not given."""
+    from app.bookings.types import default_location
+
+    default_mode, default_detail = default_location(kind)
+    mode = mode or default_mode
+    if not (detail or "").strip():
+        detail = default_detail if mode != LocationMode.TEAMS else ""
+    return mode, detail
 
 
 def _clean_email(email: str) -> str:
