@@ -444,7 +444,11 @@ def deactivate(person_id: int):
         else:
             kept = len(_upcoming(person))
             bookings = (
-                f" Their {kept} upcoming booking{'s' if kept != 1 else ''} were kept."
+                (
+                    " Their upcoming booking was kept."
+                    if kept == 1
+                    else f" Their {kept} upcoming bookings were kept."
+                )
                 if kept
                 else ""
             )
