@@ -72,9 +72,13 @@ def http_error_response(exc: HTTPException):
 
 def register_error_handlers(bp: Blueprint) -> None:
     """Translate refusals raised in API views into JSON, rolling back anything unfinished."""
+    from app.accounts.groups import DuplicateGroup
+    from app.accounts.hours import HoursError
+    from app.accounts.service import AccountError, AccountForbidden, DuplicateEmail
     from app.bookings.lifecycle import TransitionError
     from app.bookings.policy import PermissionDenied
     from app.bookings.service import BookingError, ConflictError
+    from app.bookings.types import BookingTypeError
 
     def refuse(status: int, code: str, message: str, headers: dict | None = None):
         db.session.rollback()
@@ -99,6 +103,23 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(BookingError)
     def unprocessable(exc: BookingError):
         return refuse(422, "validation_error", str(exc))
+
+    # People, groups, hours and booking types: the services' refusals (a subclass is answered
+    # by its own handler: Flask looks up the exception's classes most specific first).
+    @bp.errorhandler(AccountForbidden)
+    def account_forbidden(exc: AccountForbidden):
+        return refuse(403, "forbidden", str(exc))
+
+    @bp.errorhandler(DuplicateEmail)
+    @bp.errorhandler(DuplicateGroup)
+    def duplicate(exc: AccountError):
+        return refuse(409, "conflict", str(exc))
+
+    @bp.errorhandler(AccountError)
+    @bp.errorhandler(HoursError)
+    @bp.errorhandler(BookingTypeError)
+    def refused_input(exc: ValueError):
+        return refuse(400, "validation_error", str(exc))
 
     @bp.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -14,16 +14,15 @@ from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
-from app.accounts.models import Role, User, group_members
+from app.accounts.models import User
 from app.accounts.permissions import Perm
-from app.api import params
+from app.api import params, schemas
 from app.api.auth import api_user, authenticate
 from app.api.errors import ApiError, register_error_handlers
 from app.api.openapi import document
 from app.api.serializers import (
     booking_json,
     booking_type_json,
-    person_json,
     slot_json,
 )
 from app.bookings import learner as own_booking
@@ -37,15 +36,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate)
 register_error_handlers(bp)
 
-CREATE_FIELDS = {
-    "booking_type",
-    "start",
-    "people",
-    "learner",
-    "location_mode",
-    "location_detail",
-    "description",
-}
 PATCH_FIELDS = ("start", "status", "description", "location_detail", "location_mode")
 STATUS_CHANGES = {
     "confirmed": service.approve,
@@ -64,7 +54,7 @@ def _no_store(response):
 def _query_zone() -> ZoneInfo | None:
     """``tz`` from the query: the zone naive datetimes are read in (None: they are refused)
     and the zone of the times in the response (UTC when absent)."""
-    return params.zone(request.args.get("tz"))
+    return params.zone(schemas.TzQuery.parse().tz)
 
 
 def _visible_booking(booking_id: int) -> Booking:
@@ -107,9 +97,8 @@ def availability():
     actor = api_user()
     if not (actor.is_staff and actor.can(Perm.BOOKINGS_CREATE)):
         raise ApiError(403, "forbidden", "Availability is for staff who may create bookings.")
+    schemas.AvailabilityQuery.parse()  # each of booking_type, start, end, tz is required
     args = request.args
-    for name in ("booking_type", "start", "end", "tz"):
-        params.required(args, name)
     zone = params.zone(args["tz"])
     kind = params.booking_type(args["booking_type"])
     start, end = params.time_range(args, zone)
@@ -121,26 +110,11 @@ def availability():
     return jsonify(slots=[slot_json(s, zone) for s in slots])
 
 
-@bp.get("/people")
-def people():
-    policy.require(api_user(), Perm.CALENDAR_VIEW_TEAM)
-    query = (
-        select(User)
-        .join(Role)
-        .where(Role.is_staff.is_(True), User.active.is_(True))
-        .order_by(User.name, User.id)
-    )
-    if "group" in request.args:
-        group = params.group(request.args["group"])
-        members = select(group_members.c.user_id).where(group_members.c.group_id == group.id)
-        query = query.where(User.id.in_(members))
-    return jsonify(people=[person_json(u) for u in db.session.scalars(query)])
-
-
 @bp.get("/bookings")
 def list_bookings():
     args = request.args
     zone = _query_zone()
+    schemas.BookingsQuery.parse()
     start, end = params.time_range(args, zone)
     query = policy.visible_bookings(api_user()).where(
         Booking.starts_at < end, Booking.ends_at > start
@@ -183,7 +157,7 @@ def create_booking():
     if not actor.is_learner:
         policy.require(actor, Perm.BOOKINGS_CREATE)
     zone = _query_zone()
-    data = params.json_object(CREATE_FIELDS)
+    data = schemas.BookingCreate.parse().given()
     kind = params.booking_type(params.required(data, "booking_type"))
     starts_at = params.instant(params.required(data, "start"), "start", zone)
     if actor.is_learner:
@@ -202,8 +176,8 @@ def create_booking():
         starts_at,
         people,
         learner=learner,
-        location_mode=location_mode or (kind.location_modes or ["face_to_face"])[0],
-        location_detail=location_detail or "",
+        location_mode=location_mode,  # None: the type's default mode and its details
+        location_detail=location_detail,
         description=description or "",
         check_availability=True,
     )
@@ -255,7 +229,7 @@ def update_booking(booking_id: int):
     actor = api_user()
     zone = _query_zone()
     booking = _visible_booking(booking_id)
-    data = params.json_object(PATCH_FIELDS)
+    data = schemas.BookingPatch.parse().given()
     if not data:
         raise params.bad("validation_error", f"Send at least one of {', '.join(PATCH_FIELDS)}.")
     starts_at = params.instant(data["start"], "start", zone) if "start" in data else None

@@ -1,12 +1,18 @@
-"""Rows as API JSON. Instants are ISO 8601 with the offset of the zone asked for."""
+"""Rows as API JSON, through the response models of ``app.api.schemas`` (so what is sent is
+what the document says). Instants are ISO 8601 with the offset of the zone asked for."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from app.accounts.models import User
+from sqlalchemy import select
+
+from app.accounts.models import Group, LearnerProfile, User, group_members
+from app.api import schemas
 from app.bookings.models import Attendee, Booking, BookingType
+from app.extensions import db
 from app.scheduling.slots import Slot
 
 
@@ -15,31 +21,96 @@ def iso(value: datetime, zone: ZoneInfo) -> str:
 
 
 def booking_type_json(kind: BookingType) -> dict:
-    return {
-        "slug": kind.slug,
-        "name": kind.name,
-        "duration_minutes": kind.duration_minutes,
-        "buffer_before_minutes": kind.buffer_before_minutes,
-        "buffer_after_minutes": kind.buffer_after_minutes,
-        "location_modes": list(kind.location_modes),
-        "requires_approval": kind.requires_approval,
-        "bookable_by": list(kind.bookable_by),
-        "availability_source": str(kind.availability_source),
-    }
+    return schemas.BookingType.dump(
+        slug=kind.slug,
+        name=kind.name,
+        description=kind.description or "",
+        duration_minutes=kind.duration_minutes,
+        buffer_before_minutes=kind.buffer_before_minutes,
+        buffer_after_minutes=kind.buffer_after_minutes,
+        location_modes=[str(m) for m in kind.location_modes],
+        default_location_mode=kind.default_location_mode,
+        location_detail=kind.location_detail or "",
+        requires_approval=kind.requires_approval,
+        bookable_by=[str(b) for b in kind.bookable_by],
+        availability_source=str(kind.availability_source),
+        group=kind.availability_group_id,
+        active=kind.active,
+    )
 
 
 def slot_json(slot: Slot, zone: ZoneInfo) -> dict:
-    return {"start": iso(slot.start, zone), "end": iso(slot.end, zone), "people": list(slot.people)}
+    return schemas.Slot.dump(
+        start=iso(slot.start, zone), end=iso(slot.end, zone), people=list(slot.people)
+    )
+
+
+def people_json(users: Sequence[User]) -> list[dict]:
+    """People with their groups and learner links, in three statements for any number."""
+    ids = [u.id for u in users]
+    groups: dict[int, list[int]] = {i: [] for i in ids}
+    profiles: dict[int, LearnerProfile] = {}
+    if ids:
+        rows = db.session.execute(
+            select(group_members.c.user_id, group_members.c.group_id)
+            .where(group_members.c.user_id.in_(ids))
+            .order_by(group_members.c.group_id)
+        )
+        for user_id, group_id in rows:
+            groups[user_id].append(group_id)
+        profiles = {
+            p.user_id: p
+            for p in db.session.scalars(
+                select(LearnerProfile).where(LearnerProfile.user_id.in_(ids))
+            )
+        }
+    out = []
+    for user in users:
+        profile = profiles.get(user.id)
+        out.append(
+            schemas.Person.dump(
+                id=user.id,
+                name=user.name,
+                email=user.email,
+                role=user.role.slug,
+                timezone=user.timezone,
+                active=user.active,
+                groups=groups[user.id],
+                assigned_agent=profile.assigned_agent_id if profile else None,
+                mentor=profile.workplace_mentor_id if profile else None,
+                assessor=profile.assessor_id if profile else None,
+                employer=profile.employer_id if profile else None,
+            )
+        )
+    return out
 
 
 def person_json(user: User) -> dict:
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "role": user.role.slug,
-        "timezone": user.timezone,
-    }
+    return people_json([user])[0]
+
+
+def group_json(group: Group) -> dict:
+    return schemas.Group.dump(
+        id=group.id,
+        slug=group.slug,
+        name=group.name,
+        system=bool(group.system),
+        members=[m.id for m in group.members],
+    )
+
+
+def _clock(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def working_hours_json(user: User, week: dict[int, list[tuple[time, time]]]) -> dict:
+    return schemas.WorkingHours.dump(
+        timezone=user.timezone,
+        week={
+            name: [[_clock(start), _clock(end)] for start, end in week.get(day, [])]
+            for day, name in enumerate(schemas.WEEKDAYS)
+        },
+    )
 
 
 def attendee_json(attendee: Attendee) -> dict:
@@ -48,27 +119,27 @@ def attendee_json(attendee: Attendee) -> dict:
         "user_id": attendee.user_id,
         "email": attendee.email,
         "name": attendee.display_name,
-        "role": attendee.role,
+        "role": str(attendee.role),
     }
 
 
 def booking_json(booking: Booking, zone: ZoneInfo) -> dict:
-    return {
-        "id": booking.id,
-        "uid": booking.uid,
-        "status": booking.status,
-        "booking_type": booking.booking_type.slug,
-        "title": booking.title,
-        "description": booking.description,
-        "start": iso(booking.starts_at, zone),
-        "end": iso(booking.ends_at, zone),
-        "location_mode": booking.location_mode,
-        "location_detail": booking.location_detail,
-        "owner": booking.owner_id,
-        "learner": booking.learner_id,
-        "attendees": [attendee_json(a) for a in booking.attendees],
-        "rebook_of": booking.rebook_of_id,
-        "created_at": iso(booking.created_at, zone),
-        "updated_at": iso(booking.updated_at, zone),
-        "sequence": booking.sequence,
-    }
+    return schemas.Booking.dump(
+        id=booking.id,
+        uid=booking.uid,
+        status=str(booking.status),
+        booking_type=booking.booking_type.slug,
+        title=booking.title,
+        description=booking.description,
+        start=iso(booking.starts_at, zone),
+        end=iso(booking.ends_at, zone),
+        location_mode=str(booking.location_mode),
+        location_detail=booking.location_detail,
+        owner=booking.owner_id,
+        learner=booking.learner_id,
+        attendees=[attendee_json(a) for a in booking.attendees],
+        rebook_of=booking.rebook_of_id,
+        created_at=iso(booking.created_at, zone),
+        updated_at=iso(booking.updated_at, zone),
+        sequence=booking.sequence,
+    )

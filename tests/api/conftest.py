@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from app.accounts.models import Group, User
 from app.bookings.models import AvailabilitySource
@@ -42,6 +48,102 @@ def london(day: date, hour: int, minute: int = 0) -> datetime:
 
 def iso(value: datetime) -> str:
     return value.isoformat()
+
+
+# --- every response the API tests receive is checked against the served document -----------
+
+PREFIX = "/api/v1"
+DOCUMENT_URI = "urn:slotbook:openapi"
+
+
+class UndocumentedResponse(AssertionError):
+    """A response whose status or body the OpenAPI document does not describe."""
+
+
+def _pointer(*parts: str) -> str:
+    return "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+@cache
+def _path_patterns(paths: tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
+    return [(re.compile(re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(p)) + "$"), p) for p in paths]
+
+
+def response_schema_pointer(document: dict, method: str, path: str, status: int) -> str:
+    """The JSON pointer (in the document) of the schema a response must match: the operation's
+    answer for this status, or the Error schema for an unknown path or method (404, 405)."""
+    templates = [
+        t for pattern, t in _path_patterns(tuple(document["paths"])) if pattern.match(path)
+    ]
+    item = document["paths"][templates[0]] if templates else {}
+    if method.lower() not in item:
+        if status not in (404, 405):
+            raise UndocumentedResponse(f"{method} {path}: no such operation, yet {status}")
+        return "/components/schemas/Error"
+    responses = item[method.lower()]["responses"]
+    if str(status) not in responses:
+        raise UndocumentedResponse(
+            f"{method} {templates[0]} answered {status}; documented: {sorted(responses)}"
+        )
+    pointer = "/" + _pointer("paths", templates[0], method.lower(), "responses", str(status))
+    if "$ref" in responses[str(status)]:
+        pointer = responses[str(status)]["$ref"].removeprefix("#")
+    return pointer + "/" + _pointer("content", "application/json", "schema")
+
+
+def check_documented(document: dict, method: str, path: str, response) -> None:
+    """Raise unless ``response`` (to ``method path`` under /api/v1) is JSON and valid against
+    the document's schema for its path, method and status."""
+    pointer = response_schema_pointer(document, method, path[len(PREFIX) :], response.status_code)
+    if not response.is_json:
+        raise UndocumentedResponse(f"{method} {path} answered {response.mimetype}, not JSON")
+    registry = Registry().with_resource(
+        DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    validator = Draft202012Validator(
+        {"$ref": f"{DOCUMENT_URI}#{pointer}"},
+        registry=registry,
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+    errors = sorted(validator.iter_errors(response.get_json()), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path)
+        raise UndocumentedResponse(
+            f"{method} {path} ({response.status_code}) does not match {pointer}: "
+            f"{first.message} at /{where}"
+        )
+
+
+class DocumentedClient(FlaskClient):
+    """A test client that checks every /api/v1 response against the document the app serves
+    (fetched once per app), so no test can pass on an answer the document does not describe."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        request = response.request
+        if request.path.startswith(PREFIX + "/"):
+            check_documented(self._document(), request.method, request.path, response)
+        return response
+
+    def _document(self) -> dict:
+        cached = self.application.extensions.get("tests.openapi_document")
+        if cached is None:
+            raw = FlaskClient(self.application, self.application.response_class).get(
+                PREFIX + "/openapi.json"
+            )
+            assert raw.status_code == 200, raw.status_code
+            cached = self.application.extensions["tests.openapi_document"] = raw.get_json()
+        return cached
+
+
+@pytest.fixture(autouse=True)
+def documented_responses(app):
+    """Every client made from the app in API tests (``client``, ``app.test_client()``) checks
+    its API responses against the served OpenAPI document."""
+    app.test_client_class = DocumentedClient
+    yield
+    app.test_client_class = None
 
 
 def snapshot(app) -> dict:

@@ -44,7 +44,13 @@ def test_booking_types_lists_the_active_ones(world):
         "requires_approval": True,
         "bookable_by": ["staff"],
         "availability_source": "group",
+        "description": "",
+        "default_location_mode": None,
+        "location_detail": "",
+        "group": types["review"]["group"],
+        "active": True,
     }
+    assert types["review"]["group"] is not None
 
 
 def test_availability_is_rendered_in_the_requested_zone(world):
@@ -305,7 +311,16 @@ def test_people_lists_active_staff_and_filters_by_group(app, world):
         "email": "ada@example.test",
         "role": "agent",
         "timezone": "Europe/London",
+        "active": True,
+        "groups": [people[0]["groups"][0]],
+        "assigned_agent": None,
+        "mentor": None,
+        "assessor": None,
+        "employer": None,
     }
+    with app.app_context():
+        desk_id = db.session.scalars(select(Group.id).where(Group.slug == "desk")).one()
+    assert people[0]["groups"] == [desk_id]
     desk = api.get("/api/v1/people?group=desk").get_json()["people"]
     assert [p["id"] for p in desk] == [world.agent.id]
 
