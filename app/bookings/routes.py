@@ -119,6 +119,7 @@ def _fill_booking_choices(form: BookingForm) -> dict[int, BookingType]:
         for t in db.session.scalars(
             select(BookingType).where(BookingType.active.is_(True)).order_by(BookingType.name)
         )
+        if "staff" in (t.bookable_by or ())  # who may book it (B1): the rest are not offered
     }
     form.booking_type.choices = [
         (t.id, f"{t.name} ({t.duration_minutes} min)") for t in types.values()
@@ -128,6 +129,22 @@ def _fill_booking_choices(form: BookingForm) -> dict[int, BookingType]:
     form.learner.choices = [(0, "— none —")] + [(p.id, p.name) for p in _learners()]
     form.location_mode.choices = list(LOCATION_LABELS.items())
     return types
+
+
+def _default_location(form: BookingForm, types: dict[int, BookingType], mode_too: bool) -> None:
+    """Fill what the form leaves empty from the chosen booking type (or the first offered):
+    its default location mode (``mode_too``, a fresh form) and its address or meeting details
+    when the booking meets that way and no detail was given."""
+    from app.bookings.types import default_location
+
+    kind = types.get(form.booking_type.data) or next(iter(types.values()), None)
+    if kind is None:
+        return
+    mode, detail = default_location(kind)
+    if mode_too:
+        form.location_mode.data = mode
+    if not (form.location_detail.data or "").strip() and form.location_mode.data == mode:
+        form.location_detail.data = detail
 
 
 def _form_preview(form: BookingForm, types: dict[int, BookingType]):
@@ -180,9 +197,11 @@ def new():
         types = _fill_booking_choices(form)
         if not form.people.data:
             form.people.data = [current_user.id]
+        _default_location(form, types, "location_mode" not in request.args)
         return _render_form(form, preview=_form_preview(form, types))
     form = BookingForm()
     types = _fill_booking_choices(form)
+    _default_location(form, types, False)
     error, conflict = None, False
     if form.validate_on_submit() and (starts_at := _when(form)) is not None:
         people = [db.session.get(User, pid) for pid in form.people.data]

@@ -319,13 +319,15 @@ def _check_learner_booking(
 
 
 def _location(kind: BookingType, mode: str | None, detail: str | None) -> tuple[str, str]:
-    """The booking's location mode and detail, the type's defaults filling what is not given."""
+    """The booking's location mode and detail, the type's defaults filling what is not given.
+    The type's address or meeting details belong to its default mode: a booking meeting
+    another way gets no detail it did not ask for."""
     from app.bookings.types import default_location
 
     default_mode, default_detail = default_location(kind)
     mode = mode or default_mode
     if not (detail or "").strip():
-        detail = default_detail if mode != LocationMode.TEAMS else ""
+        detail = default_detail if mode == default_mode else ""
     return mode, detail
 
 
