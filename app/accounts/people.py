@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -35,6 +36,7 @@ from app.accounts.service import (
     find_user,
     normalise_email,
 )
+from app.database import utcnow
 from app.extensions import db
 
 DEFAULT_TIMEZONE = "Europe/London"
@@ -609,7 +611,7 @@ def parse_people_csv(text: str, actor: User | None = None) -> ImportPreview:
 
 def import_people(actor: User | None, preview: ImportPreview) -> list[User]:
     """Create every person of a clean preview, or nobody: checked again against the database
-    as it is now, then written with one flush (the caller commits once)."""
+    as it is now, then written in a few batched statements (the caller commits once)."""
     _check_actor(actor)
     if preview.ok:  # clean when previewed: check again, the database may have changed since
         _validate(preview.rows, actor)
@@ -621,22 +623,35 @@ def import_people(actor: User | None, preview: ImportPreview) -> list[User]:
             if count
             else "Nothing was imported: " + " ".join(preview.file_problems)
         )
-    roles = {r.id: r for r in db.session.scalars(select(Role))}
-    people = [
-        User(
-            email=row.email,
-            name=_check_name(row.name, row.email),
-            role=roles[row.role_id],
-            timezone=row.timezone,
-            active=True,
+    # Core executemany: the ORM would insert one row at a time on SQLite (it must match each
+    # generated id to its object); the people are read back by email afterwards.
+    now = utcnow()
+    db.session.execute(
+        insert(User),
+        [
+            {
+                "email": row.email,
+                "name": _check_name(row.name, row.email),
+                "role_id": row.role_id,
+                "timezone": row.timezone,
+                "active": True,
+                "session_token": secrets.token_urlsafe(32),
+                "created_at": now,
+            }
+            for row in preview.rows
+        ],
+    )
+    by_email: dict[str, User] = {}
+    emails = [row.email for row in preview.rows]
+    for start in range(0, len(emails), 500):
+        part = emails[start : start + 500]
+        by_email.update(
+            (u.email, u) for u in db.session.scalars(select(User).where(User.email.in_(part)))
         )
-        for row in preview.rows
-    ]
-    db.session.add_all(people)
-    db.session.flush()
+    people = [by_email[email] for email in emails]
     memberships = [
-        {"group_id": gid, "user_id": person.id}
-        for person, row in zip(people, preview.rows, strict=True)
+        {"group_id": gid, "user_id": by_email[row.email].id}
+        for row in preview.rows
         for gid in row.group_ids
     ]
     if memberships:
