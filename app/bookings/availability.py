@@ -226,7 +226,7 @@ def load_context(
             busy=tuple(busy[p.id]),
             load=load[p.id],
             bookings_per_day=dict(per_day[p.id]),
-            available=p.id not in problems,
+            available=p.active and p.id not in problems,  # deactivated people offer nothing
         )
         for p in people
     ]

@@ -654,3 +654,29 @@ def test_people_screens_need_people_manage(app, client, factory):
     for url in ("/admin/people", f"/admin/people/{other.id}", "/admin/people/search?q=b"):
         assert client.get(url).status_code == 403, url
     assert "/admin/people" not in client.get("/bookings").get_data(as_text=True)
+
+
+def test_a_deactivated_person_chosen_by_name_offers_no_slots(app, client, owner, factory):
+    """The staff form's path (people named, not the type's source): slots and the day
+    preview's quick picks are empty once they are deactivated."""
+    from app.bookings.availability import slots_for
+    from app.bookings.preview import day_preview
+
+    agent = factory.user("agent", email="amara@example.test", name="Amara")
+    kind = factory.booking_type(name="Observation")
+    start = utcnow() + timedelta(days=7)
+
+    def offered():
+        with app.app_context():
+            person = db.session.get(User, agent.id)
+            chosen = db.session.get(BookingType, kind.id)
+            slots = slots_for(chosen, start, start + timedelta(days=7), people=[person])
+            days = [start.date() + timedelta(days=n) for n in range(7)]
+            viewer = db.session.get(User, owner.id)
+            picks = [day_preview(viewer, chosen, [person], d).quick_picks for d in days]
+            return len(slots), sum(len(p) for p in picks)
+
+    assert all(offered())
+    login(client, owner.email)
+    assert _post(client, f"/admin/people/{agent.id}/deactivate", {}).status_code == 303
+    assert offered() == (0, 0)
