@@ -73,11 +73,12 @@ def _new(world, holder, actor):
 
 
 def _import(world, holder, actor):
+    # The preview step (a POST without ``confirm``) writes nothing, so the CSRF sweep, which
+    # wants every accepted POST to change something, gets the confirming one.
     n = next(world._days)
     text = f"email,name,role,timezone,groups\nimported-{n}@example.test,Imported {n},agent,,\n"
     return [
         Req("people:import-get", "GET", "/admin/people/import", permission=NEED),
-        Req("people:import-preview", "POST", "/admin/people/import", {"csv_text": text}, 200, NEED),
         Req(
             "people:import-confirm",
             "POST",
