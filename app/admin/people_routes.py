@@ -20,6 +20,7 @@ The rules (who may give which role, the last owner, zones, links) live in
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -38,6 +39,7 @@ from app.bookings.models import Booking, Hold, Status
 from app.database import utcnow
 from app.extensions import db
 
+log = logging.getLogger(__name__)
 bp = Blueprint("people", __name__, url_prefix="/admin/people")
 bp.register_blueprint(hours_bp)  # people.hours.* at /admin/people/<person_id>/availability
 
@@ -58,6 +60,12 @@ _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _record(message: str, category: str = "success") -> None:
+    """Say what was done, to the person who did it and to the log (who changed what)."""
+    flash(message, category)
+    log.info("people: %s [user %s]", message, current_user.id)
 
 
 def _person(person_id: int) -> User:
@@ -317,7 +325,7 @@ def new():
                 if person.role.slug == svc.LEARNER
                 else ""
             )
-            flash(
+            _record(
                 f"{current_user.name} added {person.name} ({person.email}){invited}.{more}",
                 "success",
             )
@@ -373,7 +381,7 @@ def import_people():
             return render_template(
                 "admin/people_import.html", preview=preview, csv_text=text, error=str(exc)
             ), 400
-        flash(f"{current_user.name} imported {len(created)} people.", "success")
+        _record(f"{current_user.name} imported {len(created)} people.", "success")
         return redirect(url_for("people.index"), 303)
     return render_template(
         "admin/people_import.html", preview=preview, csv_text=text, error=None
@@ -405,7 +413,13 @@ def edit(person_id: int):
     }
     if request.form.get("learner-profile") == "1":
         changes.update({key: _link_value(key) for key in PICKERS})
-    before = (person.name, person.email, person.role.name, person.timezone)
+
+    def facts() -> tuple:
+        links = svc.learner_links(person) if person.role.slug == svc.LEARNER else {}
+        groups = ", ".join(g.name for g in svc.groups_of(person)) or "none"
+        return (person.name, person.email, person.role.name, person.timezone, groups, links)
+
+    before = facts()
     try:
         svc.update_person(current_user, person, **changes)
         db.session.commit()
@@ -415,12 +429,17 @@ def edit(person_id: int):
     except AccountError as exc:
         db.session.rollback()
         return _edit_page(_person(person_id), str(exc), 400, posted=True)
-    after = (person.name, person.email, person.role.name, person.timezone)
-    labels = ("name", "email", "role", "time zone")
-    what = [f"{label} {old} → {new}" for label, old, new in zip(labels, before, after, strict=True)]
-    what = [w for w, a, b in zip(what, before, after, strict=True) if a != b]
+    after = facts()
+    labels = ("name", "email", "role", "time zone", "groups")
+    what = [
+        f"{label} {old} → {new}"
+        for label, old, new in zip(labels, before, after, strict=False)
+        if old != new
+    ]
+    if before[5] != after[5]:
+        what.append("learner profile")
     detail = f" ({'; '.join(what)})" if what else ""
-    flash(f"{current_user.name} saved {person.name}{detail}.", "success")
+    _record(f"{current_user.name} saved {person.name}{detail}.", "success")
     return redirect(url_for("people.edit", person_id=person.id), 303)
 
 
@@ -452,7 +471,7 @@ def deactivate(person_id: int):
                 if kept
                 else ""
             )
-            flash(
+            _record(
                 f"{current_user.name} deactivated {person.name}: they can no longer sign in "
                 f"and offer no slots.{bookings}",
                 "success",
@@ -482,7 +501,7 @@ def reactivate(person_id: int):
     except AccountError as exc:
         db.session.rollback()
         return _edit_page(_person(person_id), str(exc), 400)
-    flash(f"{current_user.name} reactivated {person.name}.", "success")
+    _record(f"{current_user.name} reactivated {person.name}.", "success")
     return redirect(url_for("people.edit", person_id=person.id), 303)
 
 
@@ -498,5 +517,5 @@ def invite(person_id: int):
     except AccountError as exc:
         db.session.rollback()
         return _edit_page(_person(person_id), str(exc), 400)
-    flash(f"An invitation email is on its way to {person.email}.", "success")
+    _record(f"{current_user.name} sent {person.name} a new invitation email.")
     return redirect(url_for("people.edit", person_id=person.id), 303)
