@@ -82,7 +82,7 @@ OPERATIONS: list[Operation] = [
         description="Needs booking_types.manage. Fields left out take the defaults.",
         status=201,
         body=s.BookingTypeCreate,
-        errors=(400, 403, 409),
+        errors=(400, 403),
     ),
     Operation(
         "patch",

@@ -95,7 +95,7 @@ def group_json(group: Group) -> dict:
         slug=group.slug,
         name=group.name,
         system=bool(group.system),
-        members=[m.id for m in group.members],
+        members=[m.id for m in sorted(group.members, key=lambda m: (m.name, m.id))],
     )
 
 

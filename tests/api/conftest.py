@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy import select
 
 from app.accounts.models import Group, User
 from app.bookings.models import AvailabilitySource
@@ -146,6 +147,11 @@ def documented_responses(app):
     app.test_client_class = None
 
 
+def group_id(app, slug: str) -> int:
+    with app.app_context():
+        return db.session.scalars(select(Group.id).where(Group.slug == slug)).one()
+
+
 def snapshot(app) -> dict:
     """Every table except API tokens (whose ``last_used_at`` moves on each authenticated
     call), plus the token count: equal snapshots mean a request wrote nothing."""
@@ -178,6 +184,9 @@ class Api:
 
     def patch(self, url: str, json=None, headers: dict | None = None, **kwargs):
         return self.client.patch(url, json=json, headers=self._headers(headers), **kwargs)
+
+    def put(self, url: str, json=None, headers: dict | None = None, **kwargs):
+        return self.client.put(url, json=json, headers=self._headers(headers), **kwargs)
 
 
 def assert_error(response, status: int, code: str) -> dict:

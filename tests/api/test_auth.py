@@ -13,6 +13,7 @@ from app.extensions import db
 from tests.api.conftest import (
     Api,
     assert_error,
+    group_id,
     iso,
     london,
     snapshot,
@@ -24,9 +25,52 @@ from tests.conftest import login
 PUBLIC = {"api.openapi"}
 
 
+def _manage_requests(world, tag: str = "x") -> list[tuple[str, str, str, dict | None, int]]:
+    """The routes that run the organisation (people, hours, groups, booking types), each valid
+    for an owner or administrator; ``tag`` keeps created names and emails unique."""
+    desk = group_id(world.app, "desk")
+    agent, colleague = world.agent.id, world.colleague.id
+    return [
+        ("api.people", "GET", "/api/v1/people?role=agent&page=1", None, 200),
+        ("api.get_person", "GET", f"/api/v1/people/{agent}", None, 200),
+        (
+            "api.create_person",
+            "POST",
+            "/api/v1/people",
+            {"name": f"New {tag}", "email": f"new-{tag}@example.test", "role": "agent"},
+            201,
+        ),
+        ("api.update_person", "PATCH", f"/api/v1/people/{colleague}", {"name": f"Cy {tag}"}, 200),
+        (
+            "api.set_working_hours",
+            "PUT",
+            f"/api/v1/people/{colleague}/working-hours",
+            {"week": {"mon": [["10:00", "16:00"]]}},
+            200,
+        ),
+        ("api.list_groups", "GET", "/api/v1/groups", None, 200),
+        ("api.create_group", "POST", "/api/v1/groups", {"name": f"Night desk {tag}"}, 201),
+        (
+            "api.set_group_members",
+            "PUT",
+            f"/api/v1/groups/{desk}/members",
+            {"members": [agent, colleague]},
+            200,
+        ),
+        ("api.create_booking_type", "POST", "/api/v1/booking-types", {"name": f"Intro {tag}"}, 201),
+        (
+            "api.update_booking_type",
+            "PATCH",
+            "/api/v1/booking-types/review",
+            {"description": f"Bring your portfolio ({tag})."},
+            200,
+        ),
+    ]
+
+
 def _requests(world) -> list[tuple[str, str, str, dict | None, int]]:
     """(endpoint, method, url, json, status when allowed) for every protected API route,
-    each valid for the booking manager."""
+    each valid for an administrator."""
     day = winter_monday()
     mine = world.book(world.manager, [world.agent], london(day, 9))
     other = world.book(world.manager, [world.agent], london(day, 11))
@@ -59,6 +103,7 @@ def _requests(world) -> list[tuple[str, str, str, dict | None, int]]:
             200,
         ),
         ("api.cancel_booking", "POST", f"/api/v1/bookings/{other.id}/cancel", None, 200),
+        *_manage_requests(world),
     ]
 
 
@@ -94,11 +139,19 @@ def test_every_route_refuses_callers_without_a_valid_token(app, factory, world):
     disabled_user = factory.user("booking-manager", email="off@example.test")
     disabled = world.token_for(disabled_user)
     _disable(app, disabled_user.id)
-    valid = world.tokens[world.manager.id]
+    administrator = factory.user("administrator", email="admin@example.test")
+    valid = world.token_for(administrator)
 
     requests = _requests(world)
     protected = {r.endpoint for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")}
-    assert protected - PUBLIC == {endpoint for endpoint, *_ in requests}
+    sent = {endpoint for endpoint, *_ in requests}
+    assert protected - PUBLIC <= sent
+    assert {(e, m) for e, m, *_ in requests} >= {
+        (r.endpoint, m)
+        for r in app.url_map.iter_rules()
+        if r.endpoint in protected - PUBLIC
+        for m in r.methods - {"HEAD", "OPTIONS"}
+    }
 
     cases = {
         "no token": (world.client, {}),
@@ -226,3 +279,63 @@ def test_an_agent_cannot_approve(app, world):
     assert unchanged(app, before)
     response = world.api(world.manager).patch(url, json={"status": "confirmed"})
     assert response.status_code == 200 and response.get_json()["status"] == "confirmed"
+
+
+# Who may use each route that runs the organisation (the screens' permissions, SPEC P1).
+MANAGE_ALLOWED = {
+    "api.people": {"owner", "administrator", "manager", "booking-manager", "agent"},
+    "api.get_person": {"owner", "administrator", "manager", "booking-manager", "agent"},
+    "api.create_person": {"owner", "administrator"},
+    "api.update_person": {"owner", "administrator"},
+    "api.set_working_hours": {"owner", "administrator"},
+    "api.list_groups": {"owner", "administrator"},
+    "api.create_group": {"owner", "administrator"},
+    "api.set_group_members": {"owner", "administrator"},
+    "api.create_booking_type": {"owner", "administrator"},
+    "api.update_booking_type": {"owner", "administrator"},
+}
+ROLES = ["owner", "administrator", "manager", "booking-manager", "agent", "learner", "employer"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_manage_route_by_role(app, factory, world, role):
+    """Each role × each people/groups/hours/booking-type route: allowed roles succeed; every
+    other role gets 403 forbidden JSON and nothing is written."""
+    assert {e for e, *_ in _manage_requests(world)} == set(MANAGE_ALLOWED)
+    caller = factory.user(role, email=f"{role}-caller@example.test")
+    api = Api(world.client, world.token_for(caller))
+    failures = []
+    for endpoint, method, url, body, ok in _manage_requests(world, role):
+        before = snapshot(app)
+        response = api.client.open(url, method=method, json=body, headers=api._headers(None))
+        if role in MANAGE_ALLOWED[endpoint]:
+            if response.status_code != ok:
+                failures.append(f"{endpoint}: {response.status_code} {response.get_json()}")
+            continue
+        if response.status_code != 403 or response.get_json()["error"] != "forbidden":
+            failures.append(f"{endpoint}: {response.status_code}, want 403 forbidden")
+        if not unchanged(app, before):
+            failures.append(f"{endpoint}: a refused request wrote something")
+    assert not failures, "\n".join(failures)
+
+
+def test_own_working_hours_need_hours_edit_own(app, world):
+    """An agent (hours.edit_own) replaces their own week; a learner (no hours.edit_own) is
+    refused on their own id, and nobody learns whether another id exists."""
+    body = {"week": {"tue": [["08:00", "12:00"], ["13:00", "15:30"]]}}
+    response = world.api(world.agent).client.put(
+        f"/api/v1/people/{world.agent.id}/working-hours",
+        json=body,
+        headers=world.api(world.agent)._headers(None),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["week"]["tue"] == [["08:00", "12:00"], ["13:00", "15:30"]]
+    assert response.get_json()["week"]["mon"] == []
+    learner = world.api(world.learner)
+    before = snapshot(app)
+    for person in (world.learner.id, world.agent.id, 424242):
+        url = f"/api/v1/people/{person}/working-hours"
+        assert_error(
+            learner.client.put(url, json=body, headers=learner._headers(None)), 403, "forbidden"
+        )
+    assert unchanged(app, before)

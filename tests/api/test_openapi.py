@@ -96,3 +96,62 @@ def test_documented_error_codes_are_the_ones_the_code_emits():
     ):
         emitted |= set(re.findall(pattern, source))
     assert emitted == set(ERROR_CODES)
+
+
+def test_the_response_check_refuses_what_the_document_does_not_describe(app, client):
+    """The check every API test's responses go through (tests/api/conftest.py) is not a
+    formality: a missing field, an extra field, a wrong type, an undocumented status, an error
+    code outside the enum and a non-JSON body are each refused."""
+    import json
+
+    import pytest
+
+    from tests.api.conftest import UndocumentedResponse, check_documented
+
+    document = _document(client)
+
+    def answer(body, status=200, mimetype="application/json"):
+        text = body if isinstance(body, str) else json.dumps(body)
+        return app.response_class(text, status=status, mimetype=mimetype)
+
+    group = {"id": 1, "slug": "desk", "name": "Desk", "system": False, "members": [2]}
+    check_documented(document, "GET", f"{PREFIX}/groups", answer({"groups": [group]}))
+    bad = [
+        ("GET", "/groups", answer({"groups": [{**group, "members": ["2"]}]})),
+        ("GET", "/groups", answer({"groups": [{k: v for k, v in group.items() if k != "slug"}]})),
+        ("GET", "/groups", answer({"groups": [group], "extra": 1})),
+        ("GET", "/groups", answer({"groups": []}, status=418)),
+        ("GET", "/groups", answer({"error": "teapot", "message": "No."}, status=403)),
+        ("GET", "/groups", answer("<html></html>", mimetype="text/html")),
+        ("POST", "/bookings/1/cancel", answer({"error": "conflict", "message": "x"}, 201)),
+        ("GET", "/no-such-thing", answer({"nothing": True}, status=200)),
+    ]
+    for method, path, response in bad:
+        with pytest.raises(UndocumentedResponse):
+            check_documented(document, method, PREFIX + path, response)
+    # Unknown paths and methods may only answer the Error shape.
+    check_documented(
+        document, "GET", f"{PREFIX}/nope", answer({"error": "not_found", "message": "x"}, 404)
+    )
+
+
+def test_api_test_clients_check_their_responses(app, client):
+    """The fixture really is in place for the clients API tests use."""
+    from tests.api.conftest import DocumentedClient
+
+    assert isinstance(client, DocumentedClient)
+    assert isinstance(app.test_client(), DocumentedClient)
+
+
+def test_field_specific_error_codes_are_documented():
+    """Codes the request models give their fields (e.g. start -> malformed_datetime) are in
+    the Error enum too."""
+    from app.api import schemas
+
+    def models(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from models(sub)
+
+    used = {code for model in models(schemas.Shape) for code in model.error_codes.values()}
+    assert used and used <= set(ERROR_CODES)
