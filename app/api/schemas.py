@@ -101,7 +101,7 @@ class SchemaGenerator(GenerateJsonSchema):
 
 
 def _where(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "body"
+    return ".".join(str(part) for part in loc if part != "[key]") or "body"
 
 
 def _message(error: dict) -> str:
@@ -115,6 +115,8 @@ def _message(error: dict) -> str:
         return f"{where} may not be empty."
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == CLOCK_PATTERN:
         return f"{where} must be a time like 09:00 (HH:MM, 24-hour)."
+    if kind == "less_than_equal" and ctx.get("le") == params.MAX_ID:
+        return f"{where} must be a positive whole number (an id)."
     if kind in {"int_type", "int_parsing", "greater_than_equal", "less_than_equal"}:
         low, high = ctx.get("ge"), ctx.get("le")
         if kind == "less_than_equal":

@@ -282,6 +282,13 @@ BAD_PATCH = [
     ("a role with more rights", {"role": "owner"}, 403, "forbidden"),
     ("several, one bad", {"name": "Fine", "timezone": "Nowhere/Land"}, 400, "unknown_zone"),
     ("several, duplicate last", {"name": "Fine", "email": "lee@example.test"}, 409, "conflict"),
+    (
+        "renamed, then an unknown group",
+        {"name": "Fine", "groups": [424242]},
+        400,
+        "validation_error",
+    ),
+    ("renamed, then a link refused", {"name": "Fine", "mentor": "AGENT"}, 400, "validation_error"),
 ]
 
 
@@ -373,6 +380,11 @@ BAD_WEEKS = [
         "unknown_zone",
     ),
     ("unknown field", {"week": {}, "overrides": []}, "validation_error"),
+    (
+        "zone moved, then a bad week",
+        {"timezone": "Asia/Tokyo", "week": {"mon": [["17:00", "09:00"]]}},
+        "validation_error",
+    ),
 ]
 
 
