@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 
 from app.accounts.models import User
 from app.admin.settings import all_settings
+from app.bookings import policy
 from app.bookings import service as bookings
 from app.bookings.availability import slots_for
 from app.bookings.models import HOLDING_STATUSES, AuditEntry, Booking, BookingType
@@ -61,7 +62,7 @@ def public_types() -> list[BookingType]:
     rows = db.session.scalars(
         select(BookingType).where(BookingType.active.is_(True)).order_by(BookingType.name)
     )
-    return [t for t in rows if "public" in (t.bookable_by or [])]
+    return [t for t in rows if policy.may_book_type(None, t, "public")]  # who may book (B1)
 
 
 def public_type(slug: str) -> BookingType | None:
