@@ -273,7 +273,7 @@ def check_fields(
                 raise BookingTypeError(
                     f"Another booking type already uses the slug {out['slug']!r}.", "slug"
                 )
-    out["description"] = _text(merged["description"], "description", "Description", 5000)
+    out["description"] = _text(merged["description"], "description", "Description", DESCRIPTION_MAX)
     for name in NUMBERS:
         out[name] = _number(merged[name], name)
 
