@@ -273,7 +273,7 @@ def test_owner_edits_the_matrix_and_it_takes_effect(app, factory, world):
 
 
 def test_owner_cannot_strip_their_own_admin_permissions(app, client, factory, world):
-    """Posting an empty owner column keeps roles.manage and users.manage; the rest goes."""
+    """Posting an empty owner column keeps the locked permissions (roles, people); the rest goes."""
     owner = factory.user("owner", email="owner@example.test")
     login(client, owner.email)
     with app.app_context():
@@ -285,7 +285,7 @@ def test_owner_cannot_strip_their_own_admin_permissions(app, client, factory, wo
     assert response.status_code == 302
     assert _role_codes(app, "owner") == {p.value for p in OWNER_LOCKED}
     assert client.get("/admin/roles").status_code == 200
-    assert client.get("/admin/users").status_code == 200
+    assert client.get("/admin/people").status_code == 200
     assert client.get("/bookings/new").status_code == 403  # the unlocked ones did go
 
 

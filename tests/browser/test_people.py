@@ -9,10 +9,9 @@ from playwright.sync_api import expect
 
 from app.accounts.models import LearnerProfile, User
 from app.extensions import db
-from tests.browser.conftest import browser, htmx_settled, live_server, page, shoot, sign_in
+from tests.browser.conftest import htmx_settled, shoot, sign_in
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "live_server", "page"]  # fixtures used by name
 
 
 def test_owner_runs_people_in_the_browser(app, factory, live_server, page, tmp_path):
