@@ -76,9 +76,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.profile_routes import bp as profile_bp
     from app.accounts.profile_routes import links_bp as password_links_bp
     from app.accounts.routes import bp as accounts_bp
-    from app.admin.people_routes import bp as people_bp
     from app.admin.booking_types_routes import bp as booking_types_bp
     from app.admin.groups_routes import bp as groups_bp
+    from app.admin.people_routes import bp as people_bp
     from app.admin.routes import bp as admin_bp
     from app.api import bp as api_bp
     from app.bookings.capacity_routes import bp as capacity_bp

@@ -28,7 +28,6 @@ from app.bookings.models import (
     Booking,
     BookingType,
     Hold,
-    LocationMode,
     Status,
 )
 from app.database import begin_write, lock_people, utcnow
