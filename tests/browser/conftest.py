@@ -21,6 +21,16 @@ SCREENSHOTS = Path(
 )
 
 
+BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test in this folder is a browser test (`make screenshots` runs `-m browser`)."""
+    for item in items:
+        if BROWSER_TESTS in Path(item.path).parents:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture
 def live_server(app):
     """The test app on a real HTTP port, in a thread, for as long as the test runs."""

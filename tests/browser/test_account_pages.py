@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, sign_in
 from tests.notifications import conftest as _mail
 from tests.notifications.conftest import deliver_all
 
-pytestmark = pytest.mark.browser
 smtp_server = _mail.smtp_server  # the real local SMTP server fixture
 
 NEW_PASSWORD = "correct horse battery"

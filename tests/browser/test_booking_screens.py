@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-import pytest
 from playwright.sync_api import expect
 
 from app.bookings.models import Booking, Status
 from app.extensions import db
 from tests.browser.conftest import shoot, sign_in
 from tests.conftest import at
-
-pytestmark = pytest.mark.browser
 
 
 def test_manager_books_approves_and_sees_the_audit_trail(app, factory, live_server, page):

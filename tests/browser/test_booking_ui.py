@@ -14,8 +14,6 @@ from app.extensions import db
 from tests.bookings.conftest import add_busy, local, weekday
 from tests.browser.conftest import htmx_settled, shoot, sign_in
 
-pytestmark = pytest.mark.browser
-
 
 @pytest.fixture
 def people(factory):

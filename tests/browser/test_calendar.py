@@ -16,8 +16,6 @@ from app.extensions import db
 from tests.browser.conftest import htmx_settled, shoot, sign_in
 from tests.calendar.conftest import MONDAY, local
 
-pytestmark = pytest.mark.browser
-
 WEEK = f"view=week&date={MONDAY.isoformat()}&scope=team"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -27,8 +26,6 @@ radicale = _calendar_servers.radicale
 caldav_account = _calendar_servers.caldav_account
 graph_server = _fake_microsoft.graph_server
 _graph_tls = _fake_microsoft._graph_tls
-
-pytestmark = pytest.mark.browser
 
 
 def _link_caldav_for(app, user_id: int, account) -> int:

@@ -8,14 +8,11 @@ still needed the demo seed or the command line, this test would not get to the b
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.browser.conftest import htmx_settled, shoot, sign_in
 from tests.conftest import PASSWORD
-
-pytestmark = pytest.mark.browser
 
 OWNER = "olive@example.test"
 

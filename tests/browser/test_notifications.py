@@ -5,7 +5,6 @@ list, and "Mark as read" through HTMX bringing the count back down. Screenshot:
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -14,8 +13,6 @@ from app.jobs import deliver_outbox_message
 from app.outbox import PENDING, OutboxMessage
 from tests.browser.conftest import htmx_settled, shoot, sign_in
 from tests.conftest import at
-
-pytestmark = pytest.mark.browser
 
 
 def _deliver_pending(app, rounds: int = 5) -> None:

@@ -4,14 +4,11 @@ deactivate confirmation and someone else's hours; axe-core and a screenshot for 
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
 from app.accounts.models import LearnerProfile, User
 from app.extensions import db
 from tests.browser.conftest import htmx_settled, shoot, sign_in
-
-pytestmark = pytest.mark.browser
 
 
 def test_owner_runs_people_in_the_browser(app, factory, live_server, page, tmp_path):

@@ -12,8 +12,6 @@ from tests.browser.conftest import shoot
 from tests.public.conftest import outbox, token_from
 from tests.public.conftest import public as public  # the fixture, re-exported
 
-pytestmark = pytest.mark.browser
-
 NEW_YORK = ZoneInfo("America/New_York")
 
 
