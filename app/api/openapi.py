@@ -222,7 +222,9 @@ OPERATIONS: list[Operation] = [
         description=(
             "Needs bookings.create, and bookings.assign to book anyone but oneself. "
             "Provisional when the type requires approval, else confirmed. The people must be "
-            "free by the same rules that offer slots."
+            "free by the same rules that offer slots. A learner books only for themself (S7): "
+            "a type bookable by learners (403 otherwise), at a time its source offers in the "
+            "public booking window, without people (who takes it is chosen for them)."
         ),
         status=201,
         query=s.TzQuery,
@@ -244,7 +246,10 @@ OPERATIONS: list[Operation] = [
         "updateBooking",
         "Reschedule, approve/reject/complete, or edit details",
         s.Booking,
-        description="The booking after the change.",
+        description=(
+            "The booking after the change. A learner may move (start) their own booking of a "
+            "type bookable by learners until the booking window closes; anything else is 403."
+        ),
         query=s.TzQuery,
         body=s.BookingPatch,
         errors=(400, 403, 404, 409, 422),
@@ -255,7 +260,11 @@ OPERATIONS: list[Operation] = [
         "cancelBooking",
         "Cancel a provisional or confirmed booking",
         s.Booking,
-        description="Needs bookings.delete. Cancelling twice is invalid_transition.",
+        description=(
+            "Needs bookings.delete; a learner may cancel their own booking of a type bookable "
+            "by learners until the booking window closes. Cancelling twice is "
+            "invalid_transition."
+        ),
         query=s.TzQuery,
         errors=(400, 403, 404, 409),
     ),

@@ -225,9 +225,15 @@ class Error(Out):
 # --- booking types --------------------------------------------------------------------------
 
 
-def _bound(name: str, **kwargs: Any) -> Any:
+ORG_DEFAULT = "null: the organisation's setting applies."
+
+
+def _bound(name: str, *, nullable: bool = False) -> Any:
     bound = booking_types.NUMBERS[name]
-    return optional(ge=bound.low, le=bound.high, description=f"{bound.unit}.", **kwargs)
+    description = f"{bound.unit.capitalize()}."
+    if nullable:
+        description += " " + ("null: no limit." if name == "max_per_day" else ORG_DEFAULT)
+    return optional(ge=bound.low, le=bound.high, description=description)
 
 
 class BookingType(Out):
@@ -246,6 +252,16 @@ class BookingType(Out):
     bookable_by: list[AUDIENCES]
     availability_source: SOURCES
     group: int | None = Field(description="The group offering times when the source is group.")
+    minimum_notice_minutes: int | None = Field(description=ORG_DEFAULT)
+    earliest_day_public: int | None = Field(description=ORG_DEFAULT)
+    earliest_day_staff: int | None = Field(description=ORG_DEFAULT)
+    disabled_window_minutes: int | None = Field(description=ORG_DEFAULT)
+    horizon_days: int | None = Field(description=ORG_DEFAULT)
+    weekends_enabled: bool | None = Field(description=ORG_DEFAULT)
+    max_per_day: int | None = Field(
+        description="Bookings of this type per person per day; null: no limit."
+    )
+    colour: str = Field(description="How the type shows in calendars, as #rrggbb.")
     active: bool
 
 
@@ -274,6 +290,14 @@ class BookingTypeFields(Body):
     bookable_by: list[AUDIENCES] = optional(min_length=1, max_length=3)
     availability_source: SOURCES = optional()
     group: Id | None = optional(description="A group's id; required when the source is group.")
+    minimum_notice_minutes: int | None = _bound("minimum_notice_minutes", nullable=True)
+    earliest_day_public: int | None = _bound("earliest_day_public", nullable=True)
+    earliest_day_staff: int | None = _bound("earliest_day_staff", nullable=True)
+    disabled_window_minutes: int | None = _bound("disabled_window_minutes", nullable=True)
+    horizon_days: int | None = _bound("horizon_days", nullable=True)
+    weekends_enabled: bool | None = optional(description=ORG_DEFAULT)
+    max_per_day: int | None = _bound("max_per_day", nullable=True)
+    colour: str = optional(pattern=booking_types.COLOUR_RE.pattern, description="#rrggbb.")
     active: bool = optional(description="Inactive types are offered nowhere; history stays.")
 
 

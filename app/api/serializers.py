@@ -35,6 +35,14 @@ def booking_type_json(kind: BookingType) -> dict:
         bookable_by=[str(b) for b in kind.bookable_by],
         availability_source=str(kind.availability_source),
         group=kind.availability_group_id,
+        minimum_notice_minutes=kind.minimum_notice_minutes,
+        earliest_day_public=kind.earliest_day_public,
+        earliest_day_staff=kind.earliest_day_staff,
+        disabled_window_minutes=kind.disabled_window_minutes,
+        horizon_days=kind.horizon_days,
+        weekends_enabled=kind.weekends_enabled,
+        max_per_day=kind.max_per_day,
+        colour=kind.colour,
         active=kind.active,
     )
 

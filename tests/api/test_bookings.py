@@ -48,6 +48,14 @@ def test_booking_types_lists_the_active_ones(world):
         "default_location_mode": None,
         "location_detail": "",
         "group": types["review"]["group"],
+        "minimum_notice_minutes": None,
+        "earliest_day_public": None,
+        "earliest_day_staff": None,
+        "disabled_window_minutes": None,
+        "horizon_days": 400,  # the world's planning type looks a year ahead
+        "weekends_enabled": None,
+        "max_per_day": None,
+        "colour": "#2457a7",
         "active": True,
     }
     assert types["review"]["group"] is not None

@@ -464,6 +464,14 @@ def test_create_and_patch_a_booking_type(app, world, admin):
         "bookable_by": ["public", "learner"],
         "availability_source": "group",
         "group": desk,
+        "minimum_notice_minutes": 120,
+        "earliest_day_public": 2,
+        "earliest_day_staff": 0,
+        "disabled_window_minutes": 30,
+        "horizon_days": 60,
+        "weekends_enabled": True,
+        "max_per_day": 3,
+        "colour": "#aa3300",
         "active": True,
     }
     response = admin.post("/api/v1/booking-types", json=body)
@@ -482,9 +490,17 @@ def test_create_and_patch_a_booking_type(app, world, admin):
     listed = {t["slug"] for t in admin.get("/api/v1/booking-types").get_json()["booking_types"]}
     assert "induction" not in listed
     assert admin.patch(url, json={"active": True}).get_json()["active"] is True
+    # null hands a window field back to the organisation's setting.
+    reset = admin.patch(url, json={"horizon_days": None, "weekends_enabled": None}).get_json()
+    assert (reset["horizon_days"], reset["weekends_enabled"], reset["max_per_day"]) == (
+        None,
+        None,
+        3,
+    )
     with app.app_context():
         kind = db.session.scalars(select(BookingType).where(BookingType.slug == "induction")).one()
         assert (kind.duration_minutes, kind.availability_group_id, kind.active) == (30, desk, True)
+        assert (kind.earliest_day_public, kind.horizon_days, kind.colour) == (2, None, "#aa3300")
 
 
 def test_a_slug_is_made_from_the_name(world, admin):
@@ -522,6 +538,12 @@ BAD_TYPES = [
     ("PATCH", {"name": None}, 400, "validation_error"),
     ("PATCH", {"active": "no"}, 400, "validation_error"),
     ("PATCH", {"group": "desk"}, 400, "validation_error"),
+    ("PATCH", {"horizon_days": 0}, 400, "validation_error"),
+    ("PATCH", {"earliest_day_public": -1}, 400, "validation_error"),
+    ("PATCH", {"max_per_day": "2"}, 400, "validation_error"),
+    ("PATCH", {"weekends_enabled": "yes"}, 400, "validation_error"),
+    ("PATCH", {"colour": "red"}, 400, "validation_error"),
+    ("PATCH", {"colour": None}, 400, "validation_error"),
 ]
 
 
