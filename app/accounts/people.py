@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import available_timezones
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import ColumnElement, func, insert, or_, select
 
 from app.accounts.models import Group, LearnerProfile, Role, User, group_members
 from app.accounts.permissions import Perm
@@ -403,6 +403,17 @@ def resend_invitation(actor: User | None, person: User) -> None:
     _invite(person, actor)
 
 
+def name_or_email_contains(text: str) -> ColumnElement[bool]:
+    """A WHERE clause: ``text`` (case-insensitive, taken literally, wildcards too) is a part
+    of the person's name or email. Shared by the people list and the person pickers."""
+    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        func.lower(User.name).like(pattern, escape="\\"),
+        func.lower(User.email).like(pattern, escape="\\"),
+    )
+
+
 def people_query(
     search: str | None = None,
     role: str | None = None,
@@ -413,15 +424,8 @@ def people_query(
     """A SELECT of users matching the filters, by name: search is a part of name or email,
     ``role`` a role slug, ``group_id`` a group the person belongs to."""
     query = select(User).join(Role, Role.id == User.role_id)
-    text = (search or "").strip().lower()
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-        query = query.where(
-            or_(
-                func.lower(User.name).like(pattern, escape="\\"),
-                func.lower(User.email).like(pattern, escape="\\"),
-            )
-        )
+    if (search or "").strip():
+        query = query.where(name_or_email_contains(search))
     if role:
         query = query.where(Role.slug == role)
     if group_id is not None:

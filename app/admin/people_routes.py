@@ -106,15 +106,8 @@ def _eligible(role: str | None):
 
 def _picker_options(role: str | None, q: str = "", limit: int = PICKER_FULL_LIMIT):
     query = _eligible(role)
-    text = q.strip().lower()
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-        query = query.where(
-            or_(
-                func.lower(User.name).like(pattern, escape="\\"),
-                func.lower(User.email).like(pattern, escape="\\"),
-            )
-        )
+    if q.strip():
+        query = query.where(svc.name_or_email_contains(q))
     rows = db.session.scalars(query.order_by(func.lower(User.name), User.id).limit(limit + 1))
     found = list(rows)
     return found[:limit], len(found) > limit

@@ -328,6 +328,9 @@ def test_list_searches_filters_and_pages(app, client, owner, factory):
     ]
     by_email = client.get("/admin/people?q=LEE@EXAMPLE").get_data(as_text=True)
     assert _names(by_email) == ["Lee Learner"]
+    # LIKE's wildcards are taken as typed: "%" and "_" match nobody here, not everybody.
+    assert _names(client.get("/admin/people?q=%25").get_data(as_text=True)) == []
+    assert _names(client.get("/admin/people?q=_").get_data(as_text=True)) == []
     assert _names(client.get("/admin/people?role=learner").get_data(as_text=True)) == [
         "Lee Learner"
     ]
