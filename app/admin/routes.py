@@ -1,4 +1,4 @@
-"""Owner and administrator screens: users (password reset) and the role permission matrix."""
+"""Owner and administrator screens: setting a password for someone, and the role matrix."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def reset_password(user_id: int):
         user.set_password(form.password.data)  # also ends the user's sessions
         db.session.commit()
         flash(f"{user.name}'s password was changed and their sessions were ended.", "success")
-        return redirect(url_for("admin.users"))
+        return redirect(url_for("people.edit", person_id=user.id))
     status = 400 if form.errors else 200
     return render_template("admin/reset_password.html", form=form, person=user), status
 

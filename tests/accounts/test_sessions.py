@@ -94,7 +94,8 @@ def test_owner_resets_a_users_password(app, factory):
     response = owner_client.post(
         url, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": token}
     )
-    assert response.status_code == 302 and response.headers["Location"] == "/admin/users"
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/admin/people/{agent.id}"
     assert not _signed_in(agent_client)
     assert _post_login(app.test_client(), agent.email, PASSWORD).status_code == 401
     assert _post_login(app.test_client(), agent.email, NEW_PASSWORD).status_code == 302
