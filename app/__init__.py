@@ -23,6 +23,9 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.config.from_object(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from app import secret_links
+
+    secret_links.init_app(app)  # no link or API token in any log line or Referer
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
