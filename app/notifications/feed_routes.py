@@ -8,14 +8,13 @@
   The new address is shown once, in the answer to the POST itself (never in a redirect,
   the session cookie or a flash message), with ``Cache-Control: no-store``.
 
-Tokens never reach a log line: the access logs of the development server (werkzeug) and
-Flask's "Exception on <path>" line pass through ``redact_feed_tokens``.
+Tokens never reach a log line, and the feed sends no Referer: ``app.secret_links`` does both
+for every token route.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
@@ -32,54 +31,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = "20/minute"  # per feed; calendar apps poll every few minutes at most
 CACHE_CONTROL = "private, max-age=300"
 NOT_FOUND_BODY = "Not found\n"
-
-
-# --- keeping tokens out of logs ------------------------------------------------------------
-
-_TOKEN_IN_PATH = re.compile(r"(/feeds/)[^/\s\"'?#]+")
-# A feed token by its own shape (``new_token("feed")``: "feed_" + urlsafe base64), wherever it
-# appears: "/feeds//<token>.ics" or "/%66eeds/<token>.ics" dodge the path pattern above. Each
-# character may also be percent-encoded ("%66eed%5F..."); the prefix matches in any case.
-_ENCODED = r"%[0-9a-f]{2}"
-_TOKEN_SHAPE = re.compile(
-    "".join(f"(?:{c}|%{ord(c):02x})" for c in "feed_") + rf"(?:[a-z0-9_-]|{_ENCODED}){{32,}}",
-    re.IGNORECASE,
-)
-REDACTED = "[redacted]"
-
-
-def redact(text: str) -> str:
-    """``text`` with every feed token in it replaced by ``[redacted]``."""
-    text = _TOKEN_SHAPE.sub(REDACTED, text)
-    if "/feeds/" in text:
-        text = _TOKEN_IN_PATH.sub(rf"\1{REDACTED}", text)
-    return text
-
-
-class RedactFeedTokens(logging.Filter):
-    """Replaces every feed token of a log record (its message and its arguments) with
-    ``[redacted]``: in a ``/feeds/<token>.ics`` path, or anywhere by the token's shape."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
-        return True
-
-
-redact_feed_tokens = RedactFeedTokens()
-
-
-@bp.record_once
-def _install_redaction(state) -> None:
-    """werkzeug logs each request line; Flask logs the path of a request that raised."""
-    for logger in (logging.getLogger("werkzeug"), state.app.logger):
-        logger.addFilter(redact_feed_tokens)  # the same instance is only ever added once
 
 
 # --- the feed ------------------------------------------------------------------------------

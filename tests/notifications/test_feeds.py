@@ -476,7 +476,7 @@ def _encoded(text: str) -> str:
 def test_the_log_filter_redacts_tokens_by_their_shape(path):
     """Paths that dodge the "/feeds/<token>" pattern still lose the token: a werkzeug access
     line (its format and arguments) goes through the filter and keeps no part of it."""
-    from app.notifications.feed_routes import redact_feed_tokens
+    from app.secret_links import RedactTokens
     from app.security import new_token
 
     token = new_token("feed")
@@ -496,7 +496,7 @@ def test_the_log_filter_redacts_tokens_by_their_shape(path):
         (f"GET {requested} HTTP/1.1", "404", "-"),
         None,
     )
-    assert redact_feed_tokens.filter(record)
+    assert RedactTokens().filter(record)
     line = record.getMessage()
     assert "[redacted]" in line
     assert body not in line and _encoded(body) not in line
