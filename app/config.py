@@ -163,6 +163,13 @@ class Config:
         self.SLOTBOOK_LIMIT_PASSWORD_RESET_EMAIL = env_str(
             "SLOTBOOK_LIMIT_PASSWORD_RESET_EMAIL", "5 per 15 minutes"
         )
+        # Failed sign-ins (issue 08), counted per email typed (whether or not it has an
+        # account) and per client address; over either, sign-in is refused with a 429 until
+        # the window passes. Several limits may be given, separated by ";".
+        self.SLOTBOOK_LIMIT_SIGN_IN_EMAIL = env_str(
+            "SLOTBOOK_LIMIT_SIGN_IN_EMAIL", "5 per minute; 30 per hour"
+        )
+        self.SLOTBOOK_LIMIT_SIGN_IN_IP = env_str("SLOTBOOK_LIMIT_SIGN_IN_IP", "20 per 10 minutes")
         # Requests per personal calendar feed (F1); fails open like the slot queries.
         self.SLOTBOOK_LIMIT_FEED = env_str("SLOTBOOK_LIMIT_FEED", "20/minute")
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none). Per-IP
