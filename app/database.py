@@ -9,9 +9,11 @@ PostgreSQL the exclusion constraint on holds decides, and per-person advisory lo
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import DateTime, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -126,3 +128,61 @@ def lock_people(person_ids) -> None:
             text("SELECT pg_advisory_xact_lock(:namespace, :person)"),
             {"namespace": PERSON_LOCK_NAMESPACE, "person": person_id},
         )
+
+
+NAME_LOCK_NAMESPACE = 0x5108  # advisory locks keyed on a string (e.g. a visitor's contact)
+
+
+def lock_names(names: Iterable[str]) -> None:
+    """Serialise writers that count or change rows belonging to the same names (PostgreSQL
+    advisory locks on a 32-bit hash of each name, taken in ascending order, held until commit).
+
+    For limits no row can carry: "at most N bookings per contact per day" (S3) is a count of
+    rows that do not exist yet, so two writers each counting N-1 would both insert. A hash
+    collision only makes two unrelated names take turns. SQLite needs nothing: ``begin_write``
+    already holds the database write lock, which is taken here if it is not yet.
+    """
+    begin_write()
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({zlib.crc32(name.encode()) - 2**31 for name in names})  # signed int4
+    for key in keys:
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": NAME_LOCK_NAMESPACE, "key": key},
+        )
+
+
+def lock_row(instance) -> None:
+    """Make this transaction the only writer of ``instance``'s row until it ends, and reload
+    the row, so what the caller checks next is the state it will change.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` through ``Session.refresh``: a second writer waits
+    here for the first one's commit and then reads what it committed, never the state both
+    saw before (the lost update: two approvals of one booking both succeeding). The refresh
+    also expires the row's loaded collections, and the rows already loaded into them (a
+    booking's holds and attendees) are expired too, so all of it is read again under the lock.
+    SQLite: the write transaction (``begin_write``: BEGIN IMMEDIATE before the first read)
+    already excludes every other writer, so nothing read in it can be stale.
+
+    Call before changing the row; anything pending is flushed first so a refresh cannot
+    silently drop it.
+    """
+    begin_write()
+    session = db.session()
+    if session.connection().dialect.name == "sqlite":
+        return
+    session.flush()
+    state = inspect(instance)
+    children = [
+        child
+        for rel in state.mapper.relationships
+        if rel.uselist and rel.key in state.dict
+        for child in state.dict[rel.key]
+    ]
+    # OF the row's own table: its eager joins are outer joins, which PostgreSQL cannot lock
+    session.refresh(instance, with_for_update={"of": state.mapper.class_})
+    for child in children:
+        if inspect(child).persistent:
+            session.expire(child)

@@ -30,7 +30,7 @@ from app.bookings.models import (
     Hold,
     Status,
 )
-from app.database import begin_write, lock_people, utcnow
+from app.database import begin_write, lock_people, lock_row, utcnow
 from app.extensions import db
 from app.outbox import emit
 
@@ -75,6 +75,19 @@ def get_visible(actor: User, booking_id: int) -> Booking | None:
     booking = db.session.get(Booking, booking_id)
     if booking is None or not policy.can_view(actor, booking):
         return None
+    return booking
+
+
+def lock_booking(booking: Booking) -> Booking:
+    """Make this transaction the booking's only writer and reload it (B7).
+
+    Every change of an existing booking starts here, before it reads the status or anything
+    else it decides on: concurrent requests for one booking then take turns, and each sees
+    what the one before committed, so exactly one approval wins, a cancel and an approval
+    give a legal B2 path, and the sequence counts every change. PostgreSQL takes the row lock
+    (``SELECT ... FOR UPDATE``); SQLite's BEGIN IMMEDIATE already serialises writers.
+    """
+    lock_row(booking)
     return booking
 
 
@@ -382,7 +395,7 @@ def _require_available(
 
 
 def _transition(actor: User | None, booking: Booking, action: Action, kind: str) -> Booking:
-    begin_write()
+    lock_booking(booking)
     policy.require_change(actor, action, booking)
     old = booking.status
     booking.status = next_status(old, action)
@@ -408,6 +421,7 @@ def cancel(actor: User | None, booking: Booking) -> Booking:
 
 
 def complete(actor: User | None, booking: Booking, now: datetime | None = None) -> Booking:
+    lock_booking(booking)  # the status and start checked below are the ones changed
     next_status(booking.status, Action.COMPLETE)  # a status error outranks a timing one
     if booking.starts_at > (now or utcnow()):
         raise BookingError("A booking cannot be completed before it starts.")
@@ -426,7 +440,7 @@ def reschedule(
 
     ``check_availability`` as for ``create_booking``; the booking's own time does not count
     against it."""
-    begin_write()
+    lock_booking(booking)
     policy.require_change(actor, Action.RESCHEDULE, booking)
     if policy.acts_as_learner(actor, Action.RESCHEDULE):
         check_availability, audience = True, "public"  # only to an offered time (S7)
@@ -470,7 +484,7 @@ def update_details(
     new values and "booking.updated" is emitted. Setting the values it already has records
     nothing, so repeating the same edit is harmless.
     """
-    begin_write()
+    lock_booking(booking)
     policy.require(actor, Action.RESCHEDULE, booking)  # editing is bookings.edit
     if booking.status not in EDITABLE_STATUSES:
         raise BookingError(f"A {booking.status} booking cannot be edited.")
@@ -510,7 +524,7 @@ def reassign(
     not free by the availability rules (``UnavailableError``). The old owner stops attending
     and is told ("attendee.removed"); the new one is invited ("attendee.added").
     """
-    begin_write()
+    lock_booking(booking)
     policy.require(actor, Perm.BOOKINGS_ASSIGN, booking)
     if booking.status not in EDITABLE_STATUSES:
         raise BookingError(f"A {booking.status} booking cannot be reassigned.")
@@ -584,6 +598,9 @@ def bulk_transition(actor: User | None, bookings: list[Booking], action: Action)
     booking is tried (each in its own savepoint, through the same function as a single
     action), so the ``BulkError`` names every booking that failed and why, not just the
     first; the caller then rolls the whole transaction back and nothing has changed.
+
+    All the bookings are locked first, in id order, so two bulk actions over overlapping
+    lists wait for each other instead of deadlocking.
     """
     begin_write()
     change = BULK_ACTIONS.get(action)
@@ -591,6 +608,8 @@ def bulk_transition(actor: User | None, bookings: list[Booking], action: Action)
         raise BookingError("Only approve and reject can be done to several bookings at once.")
     if not bookings:
         raise BookingError("Choose at least one booking.")
+    for booking in sorted(bookings, key=lambda b: b.id):
+        lock_booking(booking)
     failures = []
     for booking in bookings:
         booking_id, title = booking.id, booking.title
@@ -607,8 +626,9 @@ def bulk_transition(actor: User | None, bookings: list[Booking], action: Action)
 def rebook(
     actor: User | None, original: Booking, starts_at: datetime, kind: str = "resit"
 ) -> Booking:
-    """A resit or retake (B4): a new booking linked to the original, which stays as it was."""
-    begin_write()
+    """A resit or retake (B4): a new booking linked to the original, which stays as it was.
+    The original is locked: its status decides whether it may be rebooked."""
+    lock_booking(original)
     if kind not in {"resit", "retake"}:
         raise BookingError("A rebooking is either a resit or a retake.")
     policy.require(actor, Action.REBOOK, original)
@@ -652,12 +672,21 @@ def add_attendee(
     guest: Guest | None = None,
     role: str | None = None,
 ) -> Attendee:
-    begin_write()
+    """Add a person (held from then on, like every internal attendee) or an outside guest.
+
+    Changing who attends is an edit (``bookings.edit``). Putting someone else's time on the
+    booking is assigning them as well: it needs ``bookings.assign``, exactly as booking them
+    in the first place does, except for the booking's own learner, whom creating it never
+    needed that for. A guest takes nobody's time.
+    """
+    lock_booking(booking)
     policy.require(actor, Action.RESCHEDULE, booking)  # changing who attends is an edit
     if booking.status not in {Status.PROVISIONAL, Status.CONFIRMED}:
         raise BookingError(f"Attendees of a {booking.status} booking cannot change.")
     if (user is None) == (guest is None):
         raise BookingError("Add either a person or a guest email.")
+    if user is not None and actor is not None and user.id not in {actor.id, booking.learner_id}:
+        policy.require(actor, Perm.BOOKINGS_ASSIGN)
     if user is not None:
         if any(a.user_id == user.id for a in booking.attendees):
             raise BookingError(f"{user.name} is already attending.")
@@ -684,9 +713,9 @@ def add_attendee(
 
 
 def remove_attendee(actor: User | None, booking: Booking, attendee: Attendee) -> None:
-    begin_write()
+    lock_booking(booking)
     policy.require(actor, Action.RESCHEDULE, booking)
-    if attendee.booking_id != booking.id:
+    if attendee not in booking.attendees:  # another booking's, or removed meanwhile
         raise BookingError("That person is not attending this booking.")
     if booking.status not in {Status.PROVISIONAL, Status.CONFIRMED}:
         raise BookingError(f"Attendees of a {booking.status} booking cannot change.")

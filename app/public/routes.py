@@ -226,12 +226,11 @@ def confirm_post(token: str):
     if row is None:
         db.session.rollback()
         return _link_problem(state)
-    record = db.session.get(PublicBooking, row.booking_id)
-    if row.booking.status not in {"provisional", "confirmed"} or not record.pending_confirmation:
+    try:
+        record = service.confirm_by_link(row)
+    except service.LinkUsed as exc:
         db.session.rollback()
-        return _link_problem(LinkState.EXPIRED)
-    tokens.use_up(row)
-    service.confirm(record)
+        return _link_problem(exc.state)
     db.session.commit()
     return _page("public/confirmed.html", booking=row.booking, **_when(record))
 
@@ -281,11 +280,11 @@ def cancel(token: str):
     if problem:
         db.session.rollback()
         return problem
-    if row.booking.status not in {"provisional", "confirmed"}:
+    try:
+        service.cancel_by_link(row)
+    except service.LinkUsed:  # cancelled meanwhile, by a concurrent click or by staff
         db.session.rollback()
         return _link_problem(LinkState.USED)
-    service.cancel(row.booking)
-    tokens.use_up(row)
     db.session.commit()
     return _page("public/cancelled.html", booking=row.booking, **_when(record))
 
@@ -340,6 +339,9 @@ def reschedule(token: str):
         db.session.rollback()
         message = str(exc) if not isinstance(exc, service.JustTaken) else ""
         return _page("public/just_taken.html", 409, token=token, zone=zone.key, message=message)
+    except service.LinkUsed:  # cancelled meanwhile
+        db.session.rollback()
+        return _link_problem(LinkState.USED)
     record.visitor_timezone = zone.key
     db.session.commit()
     return _page(

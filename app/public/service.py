@@ -16,12 +16,13 @@ from app.admin.settings import all_settings
 from app.bookings import policy
 from app.bookings import service as bookings
 from app.bookings.availability import slots_for
+from app.bookings.lifecycle import TransitionError
 from app.bookings.models import HOLDING_STATUSES, AuditEntry, Booking, BookingType
-from app.database import utcnow
+from app.database import lock_names, utcnow
 from app.extensions import db
 from app.outbox import emit
 from app.public.models import LinkToken, PublicBooking
-from app.public.tokens import Purpose, issue, move_expiry
+from app.public.tokens import LinkState, Purpose, issue, move_expiry, use_up
 from app.urls import absolute_url
 
 UTC = ZoneInfo("UTC")
@@ -33,6 +34,16 @@ class JustTaken(Exception):
 
 class OverDailyLimit(Exception):
     """The contact already has the maximum number of bookings on that day (S3)."""
+
+
+class LinkUsed(Exception):
+    """The link was used up, or its booking ended, by an earlier or concurrent request: the
+    visitor gets the page a later click would get (``state``), whichever of two
+    simultaneous clicks this was."""
+
+    def __init__(self, state: LinkState = LinkState.USED) -> None:
+        self.state = state
+        super().__init__(state.value)
 
 
 def zone_or_default(name: str | None, default: str = "UTC") -> ZoneInfo:
@@ -118,6 +129,22 @@ def _contact_bookings_on(contact: Contact, day_start: datetime, day_end: datetim
     )
 
 
+def _lock_contact(contact: Contact) -> None:
+    """Make concurrent bookings for one contact take turns from counting to commit (S3).
+
+    The daily maximum counts rows that a concurrent request may be about to insert, so the
+    count alone let one booking per web worker through. The keys are the ones the count
+    matches on (the email in lower case, the phone), the phone reduced to its digits so
+    differently written forms of one number also wait for each other.
+    """
+    names = []
+    if contact.email:
+        names.append("contact-email:" + contact.email.strip().lower())
+    if contact.phone:
+        names.append("contact-phone:" + "".join(ch for ch in contact.phone if ch.isdigit()))
+    lock_names(names)
+
+
 def manage_url(token: str) -> str:
     return absolute_url("public.manage", token=token)
 
@@ -138,6 +165,7 @@ def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime
     org_zone = zone_or_default(str(settings["organisation_timezone"]))
     limit = int(settings["max_bookings_per_contact_per_day"])
     if limit > 0:
+        _lock_contact(contact)  # before counting, held until commit
         lo, hi = local_day_bounds(starts_at.astimezone(org_zone).date(), org_zone)
         earlier = _contact_bookings_on(contact, lo, hi)
         if len(earlier) >= limit:
@@ -210,6 +238,29 @@ def resend_manage_links(earlier: list[Booking], contact: Contact) -> None:
         )
 
 
+def confirm_by_link(row: LinkToken) -> PublicBooking:
+    """Confirm the booking of a confirmation link and use the link up, once (S4, B7).
+
+    The booking is locked first (the release job locks it too before it gives the slot
+    away), then the link is used up by a conditional update: of two simultaneous clicks one
+    confirms and the other gets ``LinkUsed``, as a later click would.
+    """
+    booking = bookings.lock_booking(row.booking)
+    if not use_up(row):
+        raise LinkUsed(LinkState.USED)
+    record = db.session.get(PublicBooking, booking.id)
+    if record is not None:
+        db.session.refresh(record)  # read under the booking's lock
+    if (
+        record is None
+        or booking.status not in {"provisional", "confirmed"}
+        or not record.pending_confirmation
+    ):
+        raise LinkUsed(LinkState.EXPIRED)  # the caller rolls back: the link stays unused
+    confirm(record)
+    return record
+
+
 def confirm(record: PublicBooking) -> None:
     record.pending_confirmation = False
     record.confirm_deadline = None
@@ -229,13 +280,24 @@ def confirm(record: PublicBooking) -> None:
     db.session.flush()
 
 
-def cancel(booking: Booking) -> None:
+def cancel_by_link(row: LinkToken) -> Booking:
+    """Cancel the booking of a manage link and use the link up, once (S5, B7).
+
+    The booking is locked before its status is read and the link is used up by a
+    conditional update, so of several simultaneous cancels one succeeds and the others get
+    ``LinkUsed``, exactly as a click after it would.
+    """
+    booking = bookings.lock_booking(row.booking)
+    if booking.status not in {"provisional", "confirmed"} or not use_up(row):
+        raise LinkUsed()
     bookings.cancel(None, booking)
     db.session.flush()
+    return booking
 
 
 def reschedule(booking: Booking, starts_at: datetime) -> None:
-    """Move to another offered slot; raises ``JustTaken`` when the slot is gone."""
+    """Move to another offered slot; raises ``JustTaken`` when the slot is gone and
+    ``LinkUsed`` when the booking was cancelled or ended meanwhile."""
     try:
         with db.session.begin_nested():
             bookings.reschedule(
@@ -243,6 +305,8 @@ def reschedule(booking: Booking, starts_at: datetime) -> None:
             )
     except bookings.ConflictError as exc:
         raise JustTaken() from exc
+    except TransitionError as exc:
+        raise LinkUsed() from exc
     move_expiry(booking, Purpose.MANAGE, booking.ends_at)
     db.session.flush()
 
@@ -257,8 +321,11 @@ def release_unconfirmed(now: datetime | None = None) -> int:
     ).all()
     released = 0
     for record in rows:
+        booking = bookings.lock_booking(record.booking)
+        db.session.refresh(record)  # confirmed meanwhile? read under the booking's lock
+        if not record.pending_confirmation or record.confirm_deadline > now:
+            continue
         record.pending_confirmation = False
-        booking = record.booking
         for row in db.session.scalars(
             select(LinkToken).where(LinkToken.booking_id == booking.id, LinkToken.used_at.is_(None))
         ):

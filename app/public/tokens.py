@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.bookings.models import Booking
 from app.database import utcnow
@@ -63,8 +63,16 @@ def lookup(token: str, purpose: Purpose, now: datetime | None = None):
     return LinkState.OK, row
 
 
-def use_up(row: LinkToken) -> None:
-    row.used_at = utcnow()
+def use_up(row: LinkToken, now: datetime | None = None) -> bool:
+    """Mark a single-use link used: True for the one request that did, False when another
+    got there first (a conditional update, so this holds across processes and databases)."""
+    now = now or utcnow()
+    result = db.session.execute(
+        update(LinkToken)
+        .where(LinkToken.id == row.id, LinkToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return result.rowcount == 1
 
 
 def move_expiry(booking: Booking, purpose: Purpose, expires_at: datetime) -> None:
