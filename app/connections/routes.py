@@ -4,6 +4,10 @@ organisation's Microsoft 365 connection with every connection's health (``/admin
 Thin by design: load, authorise (every id is checked against the signed-in person; another
 person's id is a 404), call ``service``, commit, render. HTMX posts get the list fragment
 back; the same forms work without JavaScript through a redirect and a flash message.
+
+Linking a CalDAV account or an ICS feed never waits for the calendar server here: the post
+queues a background check (``checks.py``) and redirects to ``/me/calendars?check=<id>``,
+whose status region polls until the check has linked the calendar or said why not.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from flask import (
     abort,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -28,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.accounts.access import permission_required
 from app.accounts.permissions import Perm
 from app.admin.settings import get_setting
-from app.connections import service
+from app.connections import checks, service
 from app.connections.forms import (
     CalDAVForm,
     CalendarOptionsForm,
@@ -108,12 +113,20 @@ def _list_context(**extra) -> dict:
     }
 
 
-def _page(status: int = 200, caldav: CalDAVForm | None = None, ics: IcsForm | None = None):
+def _page(
+    status: int = 200,
+    caldav: CalDAVForm | None = None,
+    ics: IcsForm | None = None,
+    check: checks.LinkCheck | None = None,
+    check_error: str | None = None,
+):
     relink = _relink_target()
     if caldav is None:
         caldav = CalDAVForm(formdata=None)
         if relink is not None and relink.kind == ConnectionKind.CALDAV:
             caldav.url.data, caldav.username.data = relink.url, relink.username
+        elif check is not None and check.state == checks.State.FAILED and check.username:
+            caldav.url.data, caldav.username.data = check.url, check.username  # try again
     if ics is None:
         ics = IcsForm(formdata=None)
         if relink is not None and relink.kind == ConnectionKind.ICS:
@@ -123,6 +136,8 @@ def _page(status: int = 200, caldav: CalDAVForm | None = None, ics: IcsForm | No
         ics=ics,
         relink=relink,
         ms_ready=service.organisation_app_ready(),
+        check=check,
+        check_error=check_error,
     )
     return render_template("connections/index.html", **context), status
 
@@ -156,7 +171,33 @@ def _after_change(message: str | None = None, error: str | None = None, focus: b
 @bp.get("/me/calendars")
 @login_required
 def index():
-    return _page()
+    """The page; with ``?check=<id>`` it also shows where that link check stands."""
+    check_id = request.args.get("check")
+    if check_id is None:
+        return _page()
+    try:
+        check, problem = checks.find(current_user, check_id), None
+    except LinkError as exc:  # NotFound included: unknown, expired or someone else's
+        check, problem = None, str(exc)
+    if wants_fragment():
+        return _check_progress(check, problem)
+    return _page(check=check, check_error=problem)
+
+
+def _check_progress(check: checks.LinkCheck | None, problem: str | None):
+    """The status region's content for its poll: 204 (nothing to swap) while the check runs
+    and the page already says so; else the new state, with the refreshed list swapped in
+    out of band once the calendar is linked. The poller's id says what the page shows."""
+    if check is not None and not check.done:
+        shown = request.headers.get("HX-Trigger", "")
+        if shown == f"link-check-{'slow' if check.slow else 'waiting'}":
+            response = make_response("", 204)
+            response.vary.add("HX-Request")
+            return response
+    context = {"check": check, "check_error": problem}
+    if check is not None and check.state == checks.State.LINKED:
+        context |= _list_context(oob=True)
+    return render("connections/index.html", "connections/_link_check_state.html", **context)
 
 
 @bp.post("/me/calendars/caldav")
@@ -166,15 +207,14 @@ def add_caldav():
     if not form.validate_on_submit():
         return _page(400, caldav=form)
     try:
-        connection = service.add_caldav(
+        draft = service.caldav_draft(
             current_user, form.url.data, form.username.data, form.password.data
         )
-        db.session.commit()
+        check = checks.start(current_user, draft)
     except LinkError as exc:
-        db.session.rollback()
         form.form_errors.append(str(exc))
         return _page(400, caldav=form)
-    return _linked(connection)
+    return _checking(check)
 
 
 @bp.post("/me/calendars/ics")
@@ -184,22 +224,20 @@ def add_ics():
     if not form.validate_on_submit():
         return _page(400, ics=form)
     try:
-        connection = service.add_ics(current_user, form.url.data)
-        db.session.commit()
+        check = checks.start(current_user, service.ics_draft(current_user, form.url.data))
     except LinkError as exc:
-        db.session.rollback()
         form.form_errors.append(str(exc))
         return _page(400, ics=form)
-    return _linked(connection)
+    return _checking(check)
+
+
+def _checking(check: checks.LinkCheck):
+    """To the page that follows the check (the same for HTMX and plain posts)."""
+    return redirect(url_for("connections.index", check=check.id) + "#link-check", 303)
 
 
 def _linked(connection):
-    count = len(connection.calendars)
-    flash(
-        f"Linked “{connection.label}” with {count} calendar{'s' if count != 1 else ''}. "
-        "Its busy time is read within a minute.",
-        "success",
-    )
+    flash(checks.linked_message(connection), "success")
     return redirect(url_for("connections.index") + f"#connection-{connection.id}", 303)
 
 

@@ -5,10 +5,13 @@ and changes nothing on bad input: it raises ``LinkError`` with a sentence for pe
 provider's own message for a wrong password, an unreachable or private server, a URL that is
 not a calendar). Secrets are sealed on the row (K3) and never appear in a message.
 
-Linking talks to the calendar server before saving, so a typo is caught while the person is
-still looking at the form. That talk happens outside any writing transaction: on SQLite the
-write lock is released first and taken again only for the short step that saves the result,
-so a slow server never makes a booking wait (the same rule ``sync.py`` follows).
+Linking talks to the calendar server before saving, so a typo is caught before anything is
+kept. From the screens that talk happens in a background job (``checks.py``): a web request
+only builds the draft (``caldav_draft``, ``ics_draft``: every rule that needs no network),
+so a slow calendar server never holds a web worker. The CLI links directly (``add_caldav``,
+``add_ics``) and waits. Either way the talk happens outside any writing transaction: on
+SQLite the write lock is released first and taken again only for the short step that saves
+the result, so a slow server never makes a booking wait (the same rule ``sync.py`` follows).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.orm import selectinload
 
 from app.admin.settings import get_setting, set_setting
 from app.connections.freshness import STALE_AFTER_INTERVALS, sync_interval
-from app.connections.http import check_url
+from app.connections.http import parse_target
 from app.connections.models import (
     KIND_LABELS,
     BusyBlock,
@@ -88,6 +91,12 @@ def organisation_app_ready() -> bool:
 def add_caldav(user, url: str, username: str, password: str) -> Connection:
     """Link a CalDAV account after checking the server accepts the login. Linking the same
     account again (a new app-specific password) updates it and keeps the person's choices."""
+    return link_draft(user.id, caldav_draft(user, url, username, password))
+
+
+def caldav_draft(user, url: str, username: str, password: str) -> Connection:
+    """A CalDAV account to link, checked as far as it can be without the network (unsaved;
+    its password sealed)."""
     _require_provider(ConnectionKind.CALDAV)
     url = _without_userinfo(_clean_url(url))  # the password goes sealed, never in the URL
     username = (username or "").strip()
@@ -103,11 +112,16 @@ def add_caldav(user, url: str, username: str, password: str) -> Connection:
         label=f"{username} on {_host(url)}"[:200],
     )
     draft.store_secret(password)
-    return _link(user.id, draft)
+    return draft
 
 
 def add_ics(user, url: str) -> Connection:
     """Subscribe to a read-only ICS feed after checking it answers as iCalendar."""
+    return link_draft(user.id, ics_draft(user, url))
+
+
+def ics_draft(user, url: str) -> Connection:
+    """An ICS subscription to link, checked as far as it can be without the network."""
     _require_provider(ConnectionKind.ICS)
     url = _clean_url(url, webcal=True)
     # Private feed addresses are bearer secrets (Google's "secret address", iCloud's
@@ -116,7 +130,7 @@ def add_ics(user, url: str) -> Connection:
         kind=ConnectionKind.ICS, user_id=user.id, url=redacted_feed_url(url), label=_host(url)
     )
     draft.store_secret(url)
-    return _link(user.id, draft)
+    return draft
 
 
 def start_microsoft_link(user, login_hint: str | None = None) -> dict:
@@ -191,18 +205,19 @@ def finish_microsoft_link(user, account) -> Connection:
         label=email[:200],
     )
     draft.store_secret(account.refresh_token)
-    connection = _link(user.id, draft, check_address=False)
+    connection = link_draft(user.id, draft)
     organisation = _organisation_connection()
     if organisation is not None:
         request_sync(organisation)  # the personal link now outranks it for this person
     return connection
 
 
-def _link(user_id: int, draft: Connection, check_address: bool = True) -> Connection:
-    """Check the draft against its server, then save it (or refresh the same account)."""
+def link_draft(user_id: int, draft: Connection) -> Connection:
+    """Check the draft against its server, then save it (or refresh the same account).
+    Waits for the server: call it from a job or the CLI, never from a web request."""
     provider = provider_for(draft)
     _release_for_network()
-    remote = _discover(provider, draft, check_address)
+    remote = _discover(provider)
     if rotated := getattr(provider, "new_secret", None):
         draft.store_secret(rotated)  # Microsoft may hand out a new refresh token on first use
     begin_write()
@@ -218,12 +233,10 @@ def _link(user_id: int, draft: Connection, check_address: bool = True) -> Connec
     return draft
 
 
-def _discover(
-    provider: Provider, draft: Connection, check_address: bool, require_some: bool = True
-) -> list[RemoteCalendar]:
+def _discover(provider: Provider, require_some: bool = True) -> list[RemoteCalendar]:
+    """The account's calendars, as its server lists them. The provider checks the address
+    as it connects (``http.py``), so a name cannot resolve one way here and another there."""
     try:
-        if check_address and draft.url:
-            check_url(draft.url, provider.settings.allow_private_urls)
         remote = provider.list_calendars()
     except ProviderError as exc:
         raise LinkError(str(exc)) from exc
@@ -450,7 +463,7 @@ def save_organisation_connection(
         draft.store_secret(secret)
         provider = provider_for(draft)
         _release_for_network()
-        _discover(provider, draft, check_address=False, require_some=False)
+        _discover(provider, require_some=False)
         begin_write()
         existing = _organisation_connection()
     connection = existing or Connection(kind=ConnectionKind.MICROSOFT_ORG, label="Microsoft 365")
@@ -602,6 +615,8 @@ def _release_for_network() -> None:
 
 
 def _clean_url(url: str, webcal: bool = False) -> str:
+    """The address as typed, if it is an http(s) URL naming a server (IPv6 literals in
+    brackets included); nothing is looked up here."""
     url = (url or "").strip()
     if webcal and url.lower().startswith("webcal://"):
         url = "https://" + url[len("webcal://") :]
@@ -609,9 +624,10 @@ def _clean_url(url: str, webcal: bool = False) -> str:
         raise LinkError("Enter the server address.")
     if len(url) > MAX_URL_LENGTH:
         raise LinkError("That address is too long.")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise LinkError("The address must start with https:// (or http://) and name a server.")
+    try:
+        parse_target(url)
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
     return url
 
 
@@ -626,6 +642,15 @@ def _host(url: str) -> str:
     return parts.hostname or url
 
 
+def _netloc(parts) -> str:
+    """Host and port without any user name or password; an IPv6 host keeps its brackets,
+    or the address would no longer parse ("http://::1:8080/")."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 MAX_SHOWN_FEED_NAME = 20
 
 
@@ -633,9 +658,7 @@ def redacted_feed_url(url: str) -> str:
     """What may be stored and shown of a feed address: the server and a file name such as
     "basic.ics", never the other path segments or the query that usually hold its key."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = _netloc(parts)
     segments = [s for s in parts.path.split("/") if s]
     last = segments[-1] if segments else ""
     # Only a short name: a longer one may well be the key itself ("3f9a…0718.ics").
@@ -649,9 +672,10 @@ def display_url(url: str | None) -> str:
     URLs often carry their access key there)."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = _netloc(parts)
+    except ValueError:  # stored before addresses were checked this carefully
+        return ""
     shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return shown + ("?…" if parts.query else "")

@@ -186,7 +186,11 @@ class ProviderSettings:
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
     redirect_uri: str = ""  # the Microsoft link callback (personal connections)
+    # One HTTP request in all (connect, redirect hops, every read), not per read: see
+    # ``http.deadline``. A feed's whole download, first connect to last byte, gets
+    # ``download_timeout``.
     timeout: float = 20.0
+    download_timeout: float = 60.0
     http_attempts: int = 4  # write-back uses 1 and lets the outbox retry later
     max_retry_wait: float = 30.0  # Retry-After longer than this becomes RateLimited
     max_instances_per_event: int = 2000  # recurrence expansion cap (K6)

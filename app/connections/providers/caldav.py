@@ -4,9 +4,11 @@ The ``caldav`` library's ``DAVClient`` does the WebDAV work here: building reque
 authentication and parsing multistatus replies. Its HTTP session is replaced by
 ``_Transport``, which sends every request through ``app.connections.http.fetch``:
 
-* every URL, and every redirect target, is checked with ``check_url`` before anything is
-  sent (``fetch`` follows redirects itself, hop by hop, instead of letting the HTTP library
-  follow them), so a server cannot bounce Slotbook onto a loopback or LAN address;
+* every connection, to the first URL and to every redirect target, goes to an address
+  checked as it connects (``fetch`` follows redirects itself, hop by hop, and pins each
+  connection to the addresses it checked), so neither a redirect nor a DNS answer that
+  changes between look-ups can bounce Slotbook onto a loopback or LAN address;
+* each request has one deadline (``settings.timeout``), however slowly the server answers;
 * the password goes only to the origin it was meant for (``fetch`` drops it on a redirect
   to another host, port or scheme), and a redirect from https:// down to plain http:// is
   refused outright, so it never travels in clear text after the user chose https;
@@ -185,10 +187,11 @@ class CalDavProvider(Provider):
     def list_calendars(self) -> list[RemoteCalendar]:
         """The principal's event calendars: principal → calendar-home-set → calendars.
 
-        Network failures are not retried here: the person linking the calendar is waiting.
+        Network failures are not retried here: the person linking the calendar is waiting
+        (for the background check), and all of discovery has one deadline.
         """
         self._client(attempts=1)
-        with self._faults():
+        with self._faults(), http.deadline(self.settings.download_timeout):
             try:
                 return self._discover()
             except (_Refused, _BadReply, dav_error.DAVError) as exc:
@@ -466,10 +469,10 @@ class CalDavProvider(Provider):
     # -- plumbing -------------------------------------------------------------------------
 
     def _client(self, attempts: int | None = None) -> DAVClient:
-        """The caldav client, created once per provider object; refuses an unsafe URL before
-        any request is made."""
+        """The caldav client, created once per provider object; refuses a URL that is not
+        http(s) before any request is made (its address is checked as each request connects)."""
         url = self.connection.url or ""
-        http.check_url(url, self.settings.allow_private_urls, self.settings.private_hosts)
+        http.parse_target(url)
         if self._dav is None:
             client = DAVClient(
                 url=url,

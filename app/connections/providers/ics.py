@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -69,7 +68,8 @@ class IcsProvider(Provider):
         url = self._address()
         if len(url) > MAX_URL_LENGTH:
             raise ProviderError(f"That address is longer than {MAX_URL_LENGTH} characters.")
-        body = self._download(url, {})
+        with http.deadline(self.settings.download_timeout):
+            body = self._download(url, {})
         if not looks_like_calendar(body):
             raise NotACalendarServer(NOT_A_FEED)
         name = parse_calendar_name(body) or urlsplit(url).hostname or "ICS feed"
@@ -89,11 +89,12 @@ class IcsProvider(Provider):
         url = self._address()
         previous = Validators.load(cursor)
         conditional = previous is not None and previous.covers(start, end)
-        response = self._get(url, previous.headers() if conditional else {})
-        if response.status_code == 304 and conditional:
-            response.close()
-            return SyncResult(changes=[], cursor=cursor, full=False, requests=self.requests)
-        body = self._body(self._checked(response))
+        with http.deadline(self.settings.download_timeout):
+            response = self._get(url, previous.headers() if conditional else {})
+            if response.status_code == 304 and conditional:
+                response.close()
+                return SyncResult(changes=[], cursor=cursor, full=False, requests=self.requests)
+            body = self._body(self._checked(response))
         return self._expanded(body, response, start, end + WINDOW_SLACK)
 
     def _address(self) -> str:
@@ -169,14 +170,14 @@ class IcsProvider(Provider):
         raise ProviderError(f"The calendar feed's server answered with an error ({status}).")
 
     def _body(self, response: requests.Response) -> bytes:
-        """The body, streamed, refused beyond ``MAX_FEED_BYTES`` and beyond a total time (a
-        server dripping one byte at a time never trips the per-read timeout)."""
+        """The body, streamed, refused beyond ``MAX_FEED_BYTES``. Called inside the
+        download's deadline: a server dripping one byte at a time never trips a per-read
+        timeout, but runs out of deadline in the middle of a read."""
         host = urlsplit(response.url or "").hostname or "the server"
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > MAX_FEED_BYTES:
             response.close()
             raise ProviderError(_too_big())
-        deadline = time.monotonic() + 3 * self.settings.timeout
         chunks: list[bytes] = []
         size = 0
         try:
@@ -184,12 +185,12 @@ class IcsProvider(Provider):
                 size += len(chunk)
                 if size > MAX_FEED_BYTES:
                     raise ProviderError(_too_big())
-                if time.monotonic() > deadline:
-                    raise TemporaryFailure(
-                        f"Downloading the calendar feed from {host} took too long."
-                    )
                 chunks.append(chunk)
         except requests.RequestException as exc:
+            if http.out_of_time():
+                raise TemporaryFailure(
+                    f"Downloading the calendar feed from {host} took too long."
+                ) from exc
             raise TemporaryFailure(f"The download from {host} broke off.") from exc
         finally:
             response.close()
