@@ -275,12 +275,12 @@ class _PinnedConnection:
         for address in addresses:
             if out_of_time():
                 break
+            log.debug("connecting to %s at %s", host, address)
             try:
                 sock = self._connect_to(name, address)
             except (NewConnectionError, ConnectTimeoutError) as exc:
                 failure = exc  # the next address of the same name may answer
                 continue
-            log.debug("connected to %s at %s", host, address)
             return _bounded(sock)
         raise failure or ConnectTimeoutError(self, f"Connecting to {host} ran out of time.")
 

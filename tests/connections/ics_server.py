@@ -3,13 +3,17 @@
 It speaks plain HTTP/1.0 from a thread (``http.server``), so the code under test goes through
 its real socket, redirect and retry paths. Each path answers from a route: a feed with ETag
 and Last-Modified that honours conditional requests, a scripted list of replies (429, 503,
-redirects …), or a streamed body. Every request is logged with its headers and the
-``time.monotonic()`` at which it arrived, so tests can check what the client sent and when.
+redirects …), a streamed body, a body dripped a byte at a time, or no answer at all. Every
+request is logged with its headers and the ``time.monotonic()`` at which it arrived, so tests
+can check what the client sent and when. It listens on 127.0.0.1, or on ``::1`` (IPv6), and
+speaks TLS when given a server context.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -78,26 +82,50 @@ class Stream:
         self.count = count
 
 
-Route = Feed | Stream | list[Reply] | Callable[[Hit], Reply]
+class Trickle:
+    """Headers at once, then the body one byte every ``interval`` seconds: every single read
+    is quick, the whole is not."""
+
+    def __init__(self, interval: float, count: int) -> None:
+        self.interval = interval
+        self.count = count
+
+
+class Silence:
+    """Reads the request and never answers (until the server closes)."""
+
+
+Route = Feed | Stream | Trickle | Silence | list[Reply] | Callable[[Hit], Reply]
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class FeedServer:
     """Start with ``with FeedServer() as server:``; add routes with the helpers below."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[Hit] = []
+        self.host = host
+        self.scheme = "https" if tls else "http"
+        self.closing = threading.Event()  # ends a trickle or a silence
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._httpd = server_class((host, 0), _handler_for(self))
         self._httpd.daemon_threads = True
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def port(self) -> int:
         return self._httpd.server_address[1]
 
-    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str = "/", host: str | None = None) -> str:
+        host = host or (f"[{self.host}]" if ":" in self.host else self.host)
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def _serve(self) -> None:
         self._httpd.serve_forever(poll_interval=0.02)  # quick shutdown between tests
@@ -107,6 +135,7 @@ class FeedServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(10)
@@ -127,6 +156,12 @@ class FeedServer:
 
     def stream(self, path: str, chunk: bytes, count: int) -> None:
         self.routes[path] = Stream(chunk, count)
+
+    def trickle(self, path: str, interval: float, count: int) -> None:
+        self.routes[path] = Trickle(interval, count)
+
+    def silence(self, path: str) -> None:
+        self.routes[path] = Silence()
 
     def hits_to(self, path: str) -> list[Hit]:
         with self._lock:
@@ -164,6 +199,12 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             if isinstance(route, Stream):
                 self._stream(route)
                 return
+            if isinstance(route, Trickle):
+                self._trickle(route)
+                return
+            if isinstance(route, Silence):
+                server.closing.wait()
+                return
             if route is None:
                 reply = Reply(404, b"not here")
             elif isinstance(route, Feed):
@@ -175,15 +216,18 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             self._send(reply)
 
         def _send(self, reply: Reply) -> None:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            given = {name.lower() for name in reply.headers}
-            if reply.status != 304 and "content-length" not in given:
-                self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            if self.command != "HEAD" and reply.status != 304:
-                self.wfile.write(reply.body)
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                given = {name.lower() for name in reply.headers}
+                if reply.status != 304 and "content-length" not in given:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                if self.command != "HEAD" and reply.status != 304:
+                    self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a deadline test) before the answer
 
         def _stream(self, route: Stream) -> None:
             self.send_response(200)
@@ -195,6 +239,20 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(route.chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading, which is what the size cap is for
+
+        def _trickle(self, route: Trickle) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            self.send_header("Content-Length", str(route.count))
+            self.end_headers()
+            try:
+                for _ in range(route.count):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    if server.closing.wait(route.interval):
+                        return
+            except OSError:
+                pass  # the client gave up, which is what its deadline is for
 
         def log_message(self, format: str, *args) -> None:
             """Quiet: the tests read ``server.hits`` instead."""

@@ -17,7 +17,9 @@ def register(cls: type[Provider]) -> type[Provider]:
 
 
 def provider_settings() -> ProviderSettings:
-    """Configuration for providers, read from the running app."""
+    """Configuration for providers, read from the running app. ``SLOTBOOK_CALENDAR_TIMEOUT``
+    (one request, default 20 s) and ``SLOTBOOK_CALENDAR_DOWNLOAD_TIMEOUT`` (a whole feed or
+    discovery, default 60 s) may be set in the app's config; tests shorten them."""
     from app.admin.settings import get_setting
 
     config = current_app.config
@@ -32,6 +34,8 @@ def provider_settings() -> ProviderSettings:
         redirect_uri=redirect_uri,
         ms_client_id=client_id,
         ms_client_secret=client_secret,
+        timeout=float(config.get("SLOTBOOK_CALENDAR_TIMEOUT", 20.0)),
+        download_timeout=float(config.get("SLOTBOOK_CALENDAR_DOWNLOAD_TIMEOUT", 60.0)),
     )
 
 
