@@ -1,10 +1,13 @@
 """Background worker: RQ on Redis plus the periodic schedule (SPEC I3).
 
     python worker.py            run until stopped (Ctrl-C)
-    python worker.py --burst    run the due outbox rows and whatever is queued, then exit
+    python worker.py --burst    run every periodic job that is due, the due outbox rows and
+                                whatever is queued, then exit (cron-style hosting)
 
 Every worker process ticks the periodic schedule; a Redis claim per tick means a second
-worker never doubles a periodic job (see ``app.jobs.tick``).
+worker never doubles a periodic job (see ``app.jobs.tick``). A burst run takes part in the
+same claims: run from cron every minute it runs each periodic job once a period, and never
+a period that a long-running worker (or another burst) already ran.
 """
 
 from __future__ import annotations
@@ -17,15 +20,7 @@ from rq import SimpleWorker
 
 from app import create_app
 from app.extensions import db
-from app.jobs import (
-    SCHEDULE,
-    SYNC_QUEUE,
-    dispatch_calendar_syncs,
-    queue,
-    redis_connection,
-    tick,
-    use_app,
-)
+from app.jobs import SCHEDULE, SYNC_QUEUE, queue, redis_connection, tick, use_app
 from app.outbox import QUEUE_NAME, sweep
 
 QUEUES = [QUEUE_NAME, "default", SYNC_QUEUE]
@@ -51,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app()
     use_app(app)  # jobs push their own app context around each run
     with app.app_context():
-        connection = redis_connection()
+        # The worker's own client: RQ re-tunes its pool for blocking reads (see below).
+        connection = redis_connection(app.config.get("REDIS_URL") or None)
         if args.burst:
             pushed = sweep()  # every pending row that is due, however new
             db.session.commit()
             log.info("burst: %d outbox message(s) queued", pushed)
-            synced = dispatch_calendar_syncs()  # cron-style hosting has no ticker
-            log.info("burst: %d calendar sync(s) queued", synced)
+            # Cron-style hosting has no ticker: this run is the tick.
+            periodic = tick(connection, schedule=SCHEDULE)
+            log.info("burst: periodic job(s) due: %s", ", ".join(periodic) or "none")
         db.session.remove()
     queues = [queue(name, connection) for name in QUEUES]
     if args.burst:

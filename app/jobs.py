@@ -18,7 +18,7 @@ from flask import current_app, has_app_context
 from redis import Redis
 from rq import Queue
 
-from app.extensions import db
+from app.extensions import db, new_redis_client, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def in_app_context(func: Callable) -> Callable:
 
 
 def redis_connection(url: str | None = None) -> Redis:
-    url = url or current_app.config.get("REDIS_URL")
-    if not url:
-        raise ConnectionError("REDIS_URL is not set; background jobs cannot be queued")
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    """The app's shared Redis client; with ``url``, a new client of its own (the worker's)."""
+    if url:
+        return new_redis_client(url)
+    return redis_client()
 
 
 def queue(name: str, connection: Redis | None = None) -> Queue:
@@ -68,17 +68,31 @@ def queue(name: str, connection: Redis | None = None) -> Queue:
 
 # --- outbox -------------------------------------------------------------------------
 
+# RQ statuses of a job that is still waiting to run: queueing it again would only run it twice.
+_WAITING = {"queued", "deferred", "scheduled"}
 
-def enqueue_outbox(message_id: int) -> None:
-    from app.outbox import QUEUE_NAME
 
-    queue(QUEUE_NAME).enqueue(
+def enqueue_outbox(message_id: int) -> bool:
+    """Queue the delivery of one row unless it is already waiting in the queue; True when
+    it was queued now. The job id is the row's, so RQ never holds two copies of it."""
+    from app.outbox import QUEUE_NAME, lease_length
+
+    outbox_queue = queue(QUEUE_NAME)
+    job_id = f"outbox-{message_id}"
+    existing = outbox_queue.fetch_job(job_id)
+    if existing is not None and existing.get_status(refresh=False) in _WAITING:
+        return False
+    outbox_queue.enqueue(
         deliver_outbox_message,
         message_id,
-        job_id=f"outbox-{message_id}",
+        job_id=job_id,
         result_ttl=60,
         failure_ttl=86400,
+        # Shorter than the row's lease, so a job RQ stops is not still running when the
+        # lease ends and another worker takes the row.
+        job_timeout=max(30, int(lease_length().total_seconds()) - 60),
     )
+    return True
 
 
 @in_app_context
@@ -95,6 +109,14 @@ def sweep_outbox() -> int:
     from app.outbox import sweep
 
     return sweep(older_than=timedelta(seconds=current_app.config["OUTBOX_SWEEP_AFTER_SECONDS"]))
+
+
+@in_app_context
+def record_api_token_uses() -> int:
+    """Write the API token uses noted in Redis to ``last_used_at`` (see ``app.api.auth``)."""
+    from app.api.auth import flush_token_uses
+
+    return flush_token_uses()
 
 
 # --- periodic schedule --------------------------------------------------------------
@@ -178,6 +200,7 @@ SCHEDULE: list[Periodic] = [
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
     Periodic("calendar-sync-dispatch", 60, dispatch_calendar_syncs),
     Periodic("notification-reminders", 60, queue_meeting_reminders),
+    Periodic("api-token-uses", 60, record_api_token_uses),
 ]
 
 

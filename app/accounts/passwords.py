@@ -6,10 +6,12 @@ payload, not in a log line.
 
 Requests never send mail. ``send_invitation`` and ``request_password_reset`` only write an
 outbox row naming the person (an id, or the email typed on the forgot-password page). The
-outbox handler, running in the worker, issues the token (hash stored), builds the email from
-the plaintext it holds in memory and sends it. The outbox runs each handler in a savepoint:
-if the send fails, the new token (and the revocation of the older ones) rolls back with it,
-so no live link exists that nobody received, and the retry issues a fresh one.
+outbox handler, running in the worker, makes a token in memory and builds the email from it;
+the outbox sends it with no database transaction open and only then stores the token's hash
+(revoking the older links) in a short transaction of its own. If the send fails nothing is
+stored, so no live link exists that nobody received, and the retry makes a fresh one. (A
+crash between the send and the store leaves a mailed link that does not work; the retry
+mails one that does.)
 
 Issuing a link revokes the unused earlier links of the same purpose for that person, and
 setting a password revokes all of the person's unused links.
@@ -29,7 +31,7 @@ from app.accounts.models import PasswordToken, User
 from app.accounts.service import AccountError, check_password_strength, find_user, normalise_email
 from app.database import utcnow
 from app.extensions import db
-from app.outbox import OutboxMessage, emit, handles
+from app.outbox import OutboxMessage, Send, emit, handles
 from app.security import hash_token, new_token
 from app.urls import absolute_url
 
@@ -87,9 +89,11 @@ def request_password_reset(email: str) -> None:
 # --- tokens ---------------------------------------------------------------------------------
 
 
-def issue_token(user: User, purpose: str, created_by: User | None = None) -> str:
+def issue_token(
+    user: User, purpose: str, created_by: User | None = None, token: str | None = None
+) -> str:
     """Store a new link's hash (revoking the unused earlier ones of ``purpose``) and return
-    the plaintext, which is never stored."""
+    the plaintext, which is never stored. ``token``: one made (and mailed) already."""
     if purpose not in TTL:
         raise ValueError(f"unknown password link purpose {purpose!r}")
     now = utcnow()
@@ -102,7 +106,7 @@ def issue_token(user: User, purpose: str, created_by: User | None = None) -> str
         )
         .values(used_at=now)
     )
-    token = new_token(TOKEN_PREFIX)
+    token = token or new_token(TOKEN_PREFIX)
     db.session.add(
         PasswordToken(
             user_id=user.id,
@@ -184,10 +188,9 @@ def describe_moment(moment: datetime) -> str:
 
 
 @handles(INVITE_KIND, RESET_KIND)
-def send_password_link(message: OutboxMessage) -> None:
-    """Issue a link for the person the row names and email it (nothing for an unknown or
-    inactive account). Runs inside the outbox's savepoint: a failed send rolls the new
-    token back, and the retry issues a fresh one."""
+def send_password_link(message: OutboxMessage) -> Send | None:
+    """Make a link for the person the row names and hand its email to the outbox (nothing
+    for an unknown or inactive account); the link's hash is stored once the email is out."""
     payload = message.payload or {}
     inviter = None
     if message.kind == INVITE_KIND:
@@ -200,11 +203,20 @@ def send_password_link(message: OutboxMessage) -> None:
         user = find_user(payload.get("email") or "")
     if user is None or not user.active:
         log.info("password link %s: no active account, nothing sent", message.id)
-        return
-    token = issue_token(user, purpose, created_by=inviter)
+        return None
+    token = new_token(TOKEN_PREFIX)
     email = _build_email(user, purpose, token, inviter, message.id)
-    _send(email, message.id)
-    log.info("password link %s (%s) sent to user %s", message.id, purpose, user.id)
+    message_id, user_id = message.id, user.id
+    inviter_id = inviter.id if inviter else None
+
+    def store(_sent: None) -> None:
+        person = db.session.get(User, user_id)
+        issue_token(
+            person, purpose, db.session.get(User, inviter_id) if inviter_id else None, token
+        )
+        log.info("password link %s (%s) sent to user %s", message_id, purpose, user_id)
+
+    return Send(io=lambda: _send(email, message_id), record=store)
 
 
 def _build_email(user: User, purpose: str, token: str, inviter: User | None, message_id: int):

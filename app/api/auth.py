@@ -8,13 +8,22 @@ Nothing here reads ``flask_login.current_user`` or the session.
 
 from __future__ import annotations
 
-from flask import g, request
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
 
-from app.accounts.models import User
+from flask import g, request
+from redis.exceptions import ResponseError
+from sqlalchemy import or_, update
+
+from app.accounts.models import ApiToken, User
 from app.accounts.service import api_token, token_use_is_stale
 from app.api.errors import ApiError
-from app.database import begin_write, utcnow
-from app.extensions import db
+from app.database import begin_write
+from app.extensions import db, redis_client
+
+log = logging.getLogger(__name__)
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -38,11 +47,10 @@ def _bearer_token() -> str | None:
 def authenticate() -> None:
     """Blueprint ``before_request``: set ``g.api_user`` from the bearer token or refuse (401).
 
-    The token's ``last_used_at`` is recorded at most once a minute, in its own short write
-    transaction (so it counts even when the request is refused later); other reads stay
-    reads, which on SQLite means they never wait for the write lock. Writing requests then
-    open their main transaction as writers again (SQLite ``BEGIN IMMEDIATE``, see
-    ``app.database``) before anything else reads, as the app's own ``before_request`` did.
+    Authenticating only reads. Writing requests arrive in their writer transaction (the
+    app's ``before_request`` opened it, SQLite ``BEGIN IMMEDIATE``); reads stay plain
+    reads, which on SQLite never wait for the write lock, however long a writer holds it.
+    The token's use is noted in Redis (``note_token_use``), not in the database.
     """
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
@@ -54,18 +62,59 @@ def authenticate() -> None:
         db.session.rollback()
         raise _unauthorized("The API token is invalid, revoked, or its user is disabled.", True)
     if token_use_is_stale(row):
-        db.session.rollback()  # a reader cannot safely become a writer on SQLite: start over
-        begin_write()
-        row = api_token(token)
-        if row is not None:
-            row.last_used_at = utcnow()
-        db.session.commit()
-        if row is None:
-            raise _unauthorized("The API token was revoked just now.", True)
-    user = row.user
+        note_token_use(row.id)
     if request.method in WRITE_METHODS:
-        begin_write()  # still the writer transaction, or a new one after recording the use
-    g.api_user = user
+        begin_write()  # already the writer transaction: this only checks it
+    g.api_user = row.user
+
+
+# --- when was a token last used -----------------------------------------------------------
+#
+# Choice: a request notes its token's use in a Redis hash (one HSET, no database write), and
+# the periodic job "api-token-uses" (``app.jobs``) writes the newest use of each token to
+# ``api_tokens.last_used_at`` once a minute in one short transaction. So no API request,
+# read or write, takes the database write lock to record a use, and read-only tokens still
+# show when they were used. It is best effort: with Redis down a use goes unrecorded, which
+# costs an admin nothing but a less precise "last used".
+
+USES_HASH = "slotbook:api-token-uses"
+
+
+def note_token_use(token_id: int) -> None:
+    """Remember (in Redis) that a token was used now; never fails the request."""
+    try:
+        redis_client().hset(USES_HASH, str(token_id), f"{time.time():.3f}")
+    except Exception as exc:  # Redis down or not configured: the request goes on
+        log.debug("api: token use not noted: %s", type(exc).__name__)
+
+
+def flush_token_uses() -> int:
+    """Move the noted uses into ``last_used_at`` (never backwards); returns how many tokens.
+
+    The hash is renamed first, so uses noted meanwhile land in a new hash for the next run.
+    """
+    client = redis_client()
+    taking = f"{USES_HASH}:flushing:{uuid.uuid4().hex}"
+    try:
+        client.rename(USES_HASH, taking)
+    except ResponseError:  # no such key: nobody used a token since the last run
+        return 0
+    client.expire(taking, 86400)  # gone by itself should the database write below fail
+    uses = {int(k): float(v) for k, v in client.hgetall(taking).items()}
+    begin_write()
+    for token_id, stamp in uses.items():
+        when = datetime.fromtimestamp(stamp, UTC)
+        db.session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == token_id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < when),
+            )
+            .values(last_used_at=when)
+        )
+    db.session.commit()
+    client.delete(taking)
+    return len(uses)
 
 
 def api_user() -> User:

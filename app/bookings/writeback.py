@@ -15,15 +15,24 @@ The rules of seed 000:
 - a booking switched to a Teams meeting loses our event: the Teams invitation takes over;
 - titles carry the booking type name (5.14.0).
 
-Calls are made with one HTTP attempt and no waiting for Retry-After: the outbox row is held
-while its handlers run, so a slow or throttled provider is retried later by the outbox (which
-honours the provider's Retry-After) instead of being waited for here.
+Each delivery is split in three, so no calendar call ever runs inside a database
+transaction (a slow CalDAV or Graph server must not hold the SQLite write lock): ``plan``
+reads the booking, its records and each person's write calendar and builds the providers;
+``_run`` makes the calls with no transaction open and returns what happened; ``_record``
+stores it (event records, connections needing re-linking, errors) in a short transaction.
+The outbox delivers the messages of one booking one at a time (their ordering key), so
+two deliveries never write two versions of one booking at once.
+
+Calls are made with one HTTP attempt and no waiting for Retry-After: a slow or throttled
+provider is retried later by the outbox (which honours the provider's Retry-After) instead
+of being waited for here.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -36,15 +45,16 @@ from app.connections.providers.base import (
     AuthFailed,
     EventData,
     EventMissing,
+    Provider,
     ProviderError,
-    ProviderSettings,
     RateLimited,
     TemporaryFailure,
+    WrittenEvent,
 )
 from app.connections.sync import mark_needs_relink
 from app.database import utcnow
 from app.extensions import db
-from app.outbox import OutboxMessage, emit, handles
+from app.outbox import OutboxMessage, PartialFailure, Send, emit, handles
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +63,9 @@ RESYNC_KIND = "booking.calendar_resync"  # no notification rule matches it
 EVENT_STATUSES = frozenset({Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED})
 
 
-class WritebackRetry(Exception):
-    """Some calendars could not be written for a passing reason; the outbox tries again."""
-
-    def __init__(self, message: str, retry_after: float = 0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class WritebackRetry(PartialFailure):
+    """Some calendars could not be written for a passing reason; the outbox tries again
+    (what the other calendars took is recorded)."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,58 @@ class Wanted:
     event: EventData
 
 
+@dataclass(frozen=True)
+class _Record:
+    """What we know we wrote for one person (a ``RemoteEvent`` row, as plain values)."""
+
+    remote_id: str
+    etag: str | None
+    calendar_id: int | None
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    tentative: bool
+
+    def matches(self, event: EventData) -> bool:
+        return (self.title, self.starts_at, self.ends_at, self.tentative) == (
+            event.title,
+            event.starts_at,
+            event.ends_at,
+            event.tentative,
+        )
+
+
+@dataclass
+class _Task:
+    """One person's calendar work, with everything the calls need already loaded."""
+
+    person_id: int
+    record: _Record | None
+    old_calendar: LinkedCalendar | None  # where the recorded event is (None: disconnected)
+    old_provider: Provider | None
+    want: Wanted | None
+    new_provider: Provider | None
+
+
+@dataclass
+class _Outcome:
+    """What one person's calls did, for ``_record`` to store."""
+
+    person_id: int
+    drop_record: bool = False
+    written: tuple[int, WrittenEvent, EventData] | None = None  # calendar id, result, event
+    relink: list[tuple[int, str]] = field(default_factory=list)  # connection id, message
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    retry: ProviderError | None = None
+    rotated: dict[int, str] = field(default_factory=dict)  # connection id -> refresh token
+
+
 @handles("booking.*", "attendee.*")
-def write_back_message(message: OutboxMessage) -> None:
+def write_back_message(message: OutboxMessage) -> Send | None:
     booking = db.session.get(Booking, message.payload.get("booking_id"))
-    if booking is not None:
-        reconcile(booking)
+    if booking is None:
+        return None
+    return reconcile(booking)
 
 
 @handles("connection.write_calendar_changed")
@@ -80,8 +134,7 @@ def write_back_person(message: OutboxMessage) -> None:
     (write into the new calendar, remove from the old). Finished bookings stay as they are.
 
     One outbox message per booking rather than all of them here: each is then written in
-    its own short delivery (on SQLite the write lock is held for one booking's calls, not
-    for fifty), and one calendar's trouble retries only that booking.
+    its own short delivery, and one calendar's trouble retries only that booking.
     """
     person_id = message.payload.get("person_id")
     upcoming = db.session.scalars(
@@ -98,102 +151,185 @@ def write_back_person(message: OutboxMessage) -> None:
         emit(RESYNC_KIND, booking_id=booking_id)  # "booking.*": handled by write_back_message
 
 
-def reconcile(booking: Booking) -> None:
-    """Create, move or delete this booking's events so each attendee's calendar matches it.
+def reconcile(booking: Booking) -> Send | None:
+    """The calls that make each attendee's calendar match this booking, as a ``Send`` for
+    the outbox (None when every calendar already matches).
 
-    Raises ``WritebackRetry`` when a calendar failed for a passing reason (after doing all the
-    others); a refused login marks that connection for re-linking instead.
+    Its record step raises ``WritebackRetry`` when a calendar failed for a passing reason
+    (after storing what the others took); a refused login marks that connection for
+    re-linking instead.
     """
+    tasks = plan(booking)
+    if not tasks:
+        return None
+    booking_id = booking.id
+    return Send(io=lambda: [_run(task) for task in tasks], record=lambda o: _record(booking_id, o))
+
+
+def plan(booking: Booking) -> list[_Task]:
+    """Database only: who needs a call, to which calendar, through which provider."""
     settings = replace(provider_settings(), http_attempts=1, max_retry_wait=0, timeout=10)
     existing = {
         e.person_id: e
         for e in db.session.scalars(select(RemoteEvent).where(RemoteEvent.booking_id == booking.id))
     }
     wanted = _wanted(booking) if get_setting("two_way_sync") else {}
-    retry: list[ProviderError] = []
+    tasks = []
     for person_id in sorted(set(existing) | set(wanted)):
-        try:
-            _sync_one(booking, person_id, existing.get(person_id), wanted.get(person_id), settings)
-        except AuthFailed as exc:
-            _mark_relink(_connection_of(existing.get(person_id), wanted.get(person_id)), exc)
-        except (RateLimited, TemporaryFailure) as exc:
-            retry.append(exc)
-        except ProviderError as exc:  # e.g. a read-only calendar: tell the owner, go on
-            _note_error(_connection_of(existing.get(person_id), wanted.get(person_id)), exc)
-    if retry:
-        wait = max((getattr(e, "retry_after", 0) for e in retry), default=0)
-        raise WritebackRetry("; ".join(str(e) for e in retry), retry_after=wait)
+        row, want = existing.get(person_id), wanted.get(person_id)
+        record = _snapshot(row) if row is not None else None
+        if (
+            record is not None
+            and want is not None
+            and record.calendar_id == want.calendar.id
+            and record.matches(want.event)
+        ):
+            continue  # already right: no call
+        old_calendar = row.calendar if row is not None else None
+        tasks.append(
+            _Task(
+                person_id=person_id,
+                record=record,
+                old_calendar=old_calendar,
+                old_provider=_provider(old_calendar, settings),
+                want=want,
+                new_provider=_provider(want.calendar if want else None, settings),
+            )
+        )
+    return tasks
 
 
-def _sync_one(
-    booking: Booking,
-    person_id: int,
-    record: RemoteEvent | None,
-    want: Wanted | None,
-    settings: ProviderSettings,
-) -> None:
-    if record is not None and (want is None or record.calendar_id != want.calendar.id):
-        _remove(record, settings, moving=want is not None)
-        record = None
-    if want is None:
+def _snapshot(row: RemoteEvent) -> _Record:
+    return _Record(
+        row.remote_id,
+        row.etag,
+        row.calendar_id,
+        row.title,
+        row.starts_at,
+        row.ends_at,
+        row.tentative,
+    )
+
+
+def _provider(calendar: LinkedCalendar | None, settings) -> Provider | None:
+    return provider_for(calendar.connection, settings) if calendar is not None else None
+
+
+# --- the calls (no transaction open) -----------------------------------------------------
+
+
+def _run(task: _Task) -> _Outcome:
+    """One person's calls, mirroring what must exist; faults become part of the outcome."""
+    outcome = _Outcome(task.person_id)
+    record, want = task.record, task.want
+    try:
+        if record is not None and (want is None or record.calendar_id != want.calendar.id):
+            _remove(task, outcome, moving=want is not None)
+            record = None
+        if want is not None:
+            _write(task, record, want, outcome)
+    except AuthFailed as exc:
+        outcome.relink.append((_connection_id(task), str(exc)))
+    except (RateLimited, TemporaryFailure) as exc:
+        outcome.retry = exc
+    except ProviderError as exc:  # e.g. a read-only calendar: tell the owner, go on
+        outcome.errors.append((_connection_id(task), str(exc)))
+    for provider in (task.old_provider, task.new_provider):
+        if provider is not None and getattr(provider, "new_secret", None):
+            outcome.rotated[provider.connection.id] = provider.new_secret
+    return outcome
+
+
+def _remove(task: _Task, outcome: _Outcome, moving: bool) -> None:
+    """Delete our old event. Its faults belong to the old calendar's connection, not to the
+    one the event moves to: a refused login marks the old connection for re-linking and our
+    record is dropped (we cannot delete the event any more), so the move goes on; a passing
+    fault raises for a retry. Any other refusal is noted on the old connection and, when the
+    event moves, the record is dropped too so the new calendar still gets its event."""
+    calendar, provider = task.old_calendar, task.old_provider
+    if calendar is None or provider is None:  # a disconnected calendar took its events along
+        outcome.drop_record = True
         return
-    provider = provider_for(want.calendar.connection, settings)
-    event = want.event
+    old_connection = calendar.connection.id
+    try:
+        provider.delete_event(calendar, task.record.remote_id, task.record.etag)
+    except (RateLimited, TemporaryFailure):
+        raise
+    except AuthFailed as exc:
+        outcome.relink.append((old_connection, str(exc)))
+    except ProviderError as exc:
+        if not moving:
+            raise  # noted against the old connection by _run; a later try may manage
+        outcome.errors.append((old_connection, str(exc)))
+    outcome.drop_record = True
+
+
+def _write(task: _Task, record: _Record | None, want: Wanted, outcome: _Outcome) -> None:
+    provider, event = task.new_provider, want.event
     if record is None:
         written = provider.create_event(want.calendar, event)
-        record = RemoteEvent(
-            booking_id=booking.id, person_id=person_id, calendar_id=want.calendar.id
-        )
-        db.session.add(record)
-    elif (record.title, record.starts_at, record.ends_at, record.tentative) != (
-        event.title,
-        event.starts_at,
-        event.ends_at,
-        event.tentative,
-    ):
+    elif not record.matches(event):
         try:
             written = provider.update_event(want.calendar, record.remote_id, event, record.etag)
         except EventMissing:  # deleted by hand in the calendar: the booking still stands
             written = provider.create_event(want.calendar, event)
     else:
         return
-    record.remote_id, record.etag = written.remote_id, written.etag
-    record.title, record.tentative = event.title, event.tentative
-    record.starts_at, record.ends_at = event.starts_at, event.ends_at
+    outcome.written = (want.calendar.id, written, event)
+
+
+def _connection_id(task: _Task) -> int | None:
+    """The connection a fault of this task is charged to: the new calendar's, else the old."""
+    if task.want is not None:
+        return task.want.calendar.connection.id
+    if task.old_calendar is not None:
+        return task.old_calendar.connection.id
+    return None
+
+
+# --- storing what happened (a short transaction) -------------------------------------------
+
+
+def _record(booking_id: int, outcomes: list[_Outcome]) -> None:
+    """Store each person's outcome; raise ``WritebackRetry`` for passing faults, after."""
+    now = utcnow()
+    for outcome in outcomes:
+        row = db.session.scalars(
+            select(RemoteEvent)
+            .where(RemoteEvent.booking_id == booking_id, RemoteEvent.person_id == outcome.person_id)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if outcome.written is not None:
+            calendar_id, written, event = outcome.written
+            if row is None:
+                row = RemoteEvent(booking_id=booking_id, person_id=outcome.person_id)
+                db.session.add(row)
+            row.calendar_id = calendar_id
+            row.remote_id, row.etag = written.remote_id, written.etag
+            row.title, row.tentative = event.title, event.tentative
+            row.starts_at, row.ends_at = event.starts_at, event.ends_at
+        elif outcome.drop_record and row is not None:
+            db.session.delete(row)
+        for connection_id, text in outcome.relink:
+            if (connection := _connection(connection_id)) is not None:
+                mark_needs_relink(connection, f"Could not write a booking: {text}", now)
+        for connection_id, text in outcome.errors:
+            _note_error(_connection(connection_id), text, now)
+        for connection_id, secret in outcome.rotated.items():
+            if (connection := _connection(connection_id)) is not None:
+                connection.store_secret(secret)  # Microsoft rotates refresh tokens
     db.session.flush()
+    retry = [o.retry for o in outcomes if o.retry is not None]
+    if retry:
+        wait = max((getattr(e, "retry_after", 0) for e in retry), default=0)
+        raise WritebackRetry("; ".join(str(e) for e in retry), retry_after=wait)
 
 
-def _remove(record: RemoteEvent, settings: ProviderSettings, moving: bool) -> None:
-    """Delete our old event. Its faults belong to the old calendar's connection, not to the
-    one the event moves to: a refused login marks the old connection for re-linking and our
-    record is dropped (we cannot delete the event any more), so the move goes on; a passing
-    fault raises for a retry. Any other refusal is noted on the old connection and, when the
-    event moves, the record is dropped too so the new calendar still gets its event."""
-    old = record.calendar.connection if record.calendar is not None else None
-    try:
-        _delete(record, settings)
-    except (RateLimited, TemporaryFailure):
-        raise
-    except AuthFailed as exc:
-        _mark_relink(old, exc)
-    except ProviderError as exc:
-        if not moving:
-            raise  # noted against the old connection by reconcile; a later try may manage
-        _note_error(old, exc)
-    else:
-        return
-    db.session.delete(record)
-    db.session.flush()
-
-
-def _delete(record: RemoteEvent, settings: ProviderSettings) -> None:
-    calendar = record.calendar
-    if calendar is not None:  # a disconnected calendar took its events' fate with it
-        provider_for(calendar.connection, settings).delete_event(
-            calendar, record.remote_id, record.etag
-        )
-    db.session.delete(record)
-    db.session.flush()
+def _connection(connection_id: int | None) -> Connection | None:
+    """The connection as it is now (not as ``plan`` loaded it, before the calls)."""
+    if connection_id is None:
+        return None
+    return db.session.get(Connection, connection_id, populate_existing=True)
 
 
 # --- what should exist -----------------------------------------------------------------
@@ -258,22 +394,9 @@ def write_calendar_for(person: User) -> LinkedCalendar | None:
 # --- faults ----------------------------------------------------------------------------
 
 
-def _connection_of(record: RemoteEvent | None, want: Wanted | None) -> Connection | None:
-    if want is not None:
-        return want.calendar.connection
-    if record is not None and record.calendar is not None:
-        return record.calendar.connection
-    return None
-
-
-def _mark_relink(connection: Connection | None, exc: ProviderError) -> None:
-    if connection is not None:
-        mark_needs_relink(connection, f"Could not write a booking: {exc}", utcnow())
-
-
-def _note_error(connection: Connection | None, exc: ProviderError) -> None:
+def _note_error(connection: Connection | None, text: str, now: datetime) -> None:
     if connection is None:
         return
-    log.warning("write-back to connection %s failed: %s", connection.id, exc)
-    connection.last_error = f"Could not write a booking: {exc}"
-    connection.last_error_at = utcnow()
+    log.warning("write-back to connection %s failed: %s", connection.id, text)
+    connection.last_error = f"Could not write a booking: {text}"
+    connection.last_error_at = now

@@ -12,10 +12,12 @@ from sqlalchemy import select
 from app.connections.models import Connection
 from app.database import begin_write
 from app.extensions import db
+from app.outbox import reseal_pending
 
 
 def reseal_all() -> tuple[int, int]:
-    """Re-seal every connection secret not sealed with the newest key; commit.
+    """Re-seal every connection secret, and the links of outbox rows not delivered yet, not
+    sealed with the newest key; commit.
 
     Returns (re-sealed, secrets in total). A secret that no configured key opens raises
     ``DecryptionError`` and nothing is saved, so a missing old key is noticed, not hidden.
@@ -25,5 +27,6 @@ def reseal_all() -> tuple[int, int]:
         select(Connection).where(Connection.secret_sealed.is_not(None))
     ).all()
     resealed = sum(1 for connection in connections if connection.reseal_if_old())
+    links_resealed, links = reseal_pending()
     db.session.commit()
-    return resealed, len(connections)
+    return resealed + links_resealed, len(connections) + links

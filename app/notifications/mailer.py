@@ -5,10 +5,12 @@ and hands it to SMTP. A booking email carries its .ics twice, as Outlook and Gma
 invitations: as a ``text/calendar; method=…`` alternative (which makes clients show their
 accept/remove buttons) and as an ``invite.ics`` attachment (which every client can open).
 
-Any SMTP or network error is raised, so the outbox keeps the row, retries it with back-off
-and finally marks it failed with the error, where admins see it and can retry it
-(``notifications.admin``).
-The booking itself was committed long before and is never affected.
+The handler builds the message while the outbox's transaction is open (it reads settings)
+and returns the SMTP conversation as a ``Send``, which the outbox runs after committing: a
+slow or hanging SMTP server holds no database lock. Any SMTP or network error is raised,
+so the outbox keeps the row, retries it with back-off and finally marks it failed with the
+error, where admins see it and can retry it (``notifications.admin``). The booking itself
+was committed long before and is never affected.
 
 Without ``MAIL_SERVER`` (development) the message is written as an ``.eml`` file to
 ``MAIL_OUTBOX_DIR`` instead. Bodies are never logged: they may carry visitors' private links.
@@ -27,7 +29,7 @@ from flask import current_app
 
 from app.admin.settings import get_setting
 from app.database import utcnow
-from app.outbox import OutboxMessage, handles
+from app.outbox import OutboxMessage, Send, handles
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,22 @@ ICS_FILENAME = "invite.ics"
 
 
 @handles(KIND)
-def send_email_message(message: OutboxMessage) -> None:
-    """Send (or, in development, file) the email one outbox row describes."""
-    email = build_message(message.payload, message.id)
+def send_email_message(message: OutboxMessage) -> Send:
+    """Build the email one outbox row describes; the outbox sends (or, in development,
+    files) it once its transaction is closed."""
+    email = build_message(message.data, message.id)
+    message_id, rule = message.id, message.payload.get("rule")
+    return Send(lambda: deliver(email, message_id, rule))
+
+
+def deliver(email: EmailMessage, message_id: int, rule: str | None = None) -> None:
+    """Network (or file) only: SMTP when ``MAIL_SERVER`` is set, else the mail folder."""
     if not current_app.config.get("MAIL_SERVER"):
-        path = write_to_folder(email, message.id)
-        log.info("mail: MAIL_SERVER is not set; message %s written to %s", message.id, path)
+        path = write_to_folder(email, message_id)
+        log.info("mail: MAIL_SERVER is not set; message %s written to %s", message_id, path)
         return
     send(email)
-    log.info("mail: message %s (%s) sent", message.id, message.payload.get("rule"))
+    log.info("mail: message %s (%s) sent", message_id, rule)
 
 
 def build_message(payload: dict, message_id: int) -> EmailMessage:

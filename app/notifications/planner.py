@@ -7,8 +7,10 @@ bodies rendered, .ics attached), an in-app ``Notification`` row, a ``notify.sms`
 Sending happens later, one row per message, so one bad address or a slow SMTP server delays
 only its own message and never the booking (N4).
 
-The outbox runs this handler in a savepoint and remembers its success, so a message is
-planned all-or-nothing and never twice.
+Planning only touches the database (the outbox runs it inside a write transaction and marks
+it handled in the same commit), so a message is planned all-or-nothing and never twice.
+Payload fields that carry links (visitors' manage and confirm URLs, poll links, the rendered
+bodies) are sealed by ``emit`` and read back through ``message.data``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Recipient:
 @handles("booking.*", "attendee.*", "public.*", "poll.*", "reminder.*", "connection.*")
 def plan_notifications(message: OutboxMessage) -> None:
     """Plan every message one outbox row asks for (nothing when no rule matches it)."""
-    payload = dict(message.payload or {})
+    payload = message.data
     trigger = trigger_for(message.kind, payload.get("status"))
     if trigger is None:
         return

@@ -20,7 +20,7 @@ from typing import Protocol
 import requests
 from flask import current_app
 
-from app.outbox import OutboxMessage, handles
+from app.outbox import OutboxMessage, Send, handles
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,12 @@ def gateway_configured() -> bool:
 
 
 @handles("notify.sms")
-def send_sms(message: OutboxMessage) -> None:
-    """Outbox handler for ``notify.sms`` rows ({to, text, rule, source}) from the planner."""
-    payload = message.payload or {}
+def send_sms(message: OutboxMessage) -> Send:
+    """Outbox handler for ``notify.sms`` rows ({to, text, rule, source}) from the planner:
+    the gateway is called by the outbox after its transaction is closed."""
+    payload = message.data
     to, text = payload.get("to"), payload.get("text")
     if not isinstance(to, str) or not to.strip() or not isinstance(text, str):
         raise ValueError("notify.sms needs a recipient number and a text")
-    configured_gateway().send(to.strip(), text)
+    gateway = configured_gateway()
+    return Send(lambda: gateway.send(to.strip(), text))

@@ -202,21 +202,60 @@ def test_a_session_plus_someone_elses_token_acts_as_the_token(app, factory, worl
     assert_error(response, 403, "forbidden")
 
 
-def test_last_used_at_is_committed(app, world):
-    """A successful call records when the token was last used, even a read-only call."""
+def _last_used(app, user):
     with app.app_context():
-        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
-        assert row.last_used_at is None
-    world.api(world.agent).get("/api/v1/booking-types")
+        query = select(ApiToken.last_used_at).where(ApiToken.user_id == user.id)
+        value = db.session.scalars(query).one()
+        db.session.rollback()
+        return value
+
+
+def test_a_read_writes_nothing_and_the_periodic_job_records_the_use(app, world):
+    """A read leaves every table as it was (its use is noted in Redis); the periodic job
+    stores it as ``last_used_at``, once; within the minute further calls note nothing."""
+    from app import jobs
+    from tests.accounts.conftest import changed_tables, db_state
+
+    assert _last_used(app, world.agent) is None
+    before = db_state(app)
+    assert world.api(world.agent).get("/api/v1/booking-types").status_code == 200
+    assert changed_tables(before, db_state(app)) == []
     with app.app_context():
-        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
-        assert row.last_used_at is not None and utcnow() - row.last_used_at < timedelta(minutes=1)
-        first_use = row.last_used_at
-    # Within the minute, further reads stay reads: the recorded time does not move.
-    world.api(world.agent).get("/api/v1/booking-types")
+        assert jobs.record_api_token_uses() == 1
+        assert jobs.record_api_token_uses() == 0  # taken: nothing noted twice
+    first_use = _last_used(app, world.agent)
+    assert first_use is not None and utcnow() - first_use < timedelta(minutes=1)
+
+    assert world.api(world.agent).get("/api/v1/booking-types").status_code == 200
     with app.app_context():
-        row = db.session.scalars(select(ApiToken).where(ApiToken.user_id == world.agent.id)).one()
-        assert row.last_used_at == first_use
+        assert jobs.record_api_token_uses() == 0
+    assert _last_used(app, world.agent) == first_use
+
+
+def test_a_read_answers_while_another_writer_holds_the_lock(app, world, database_url):
+    """Reads never wait for the write lock: with a writer holding it (SQLite ``BEGIN
+    IMMEDIATE``; on PostgreSQL a lock that lets only reads through on the tokens' table),
+    an API read with a never-used token answers at once instead of timing out."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.connect() as writer:
+        if writer.dialect.name == "sqlite":
+            writer.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            writer.execute(text("BEGIN"))
+            writer.execute(text("LOCK TABLE api_tokens IN EXCLUSIVE MODE"))
+        try:
+            started = time.monotonic()
+            response = world.api(world.manager).get("/api/v1/booking-types")
+            elapsed = time.monotonic() - started
+        finally:
+            writer.exec_driver_sql("ROLLBACK")
+    engine.dispose()
+    assert response.status_code == 200
+    assert elapsed < 2, f"the read waited {elapsed:.1f} s for the write lock"
 
 
 def test_the_openapi_document_needs_no_token(world):

@@ -333,8 +333,9 @@ def test_people_lists_active_staff_and_filters_by_group(app, world):
     assert [p["id"] for p in desk] == [world.agent.id]
 
 
-def test_reads_commit_only_the_token_use(app, world):
-    """A GET writes nothing but the token's last_used_at (no booking rows, no outbox)."""
+def test_reads_write_nothing(app, world):
+    """A GET writes nothing: no booking rows, no outbox, not even the token's last use (that
+    is noted in Redis and stored by a periodic job, tests/api/test_auth.py)."""
     day = winter_monday()
     api = world.api(world.manager)
     with app.app_context():
@@ -351,7 +352,7 @@ def test_reads_commit_only_the_token_use(app, world):
         token = db.session.scalars(
             select(ApiToken).where(ApiToken.user_id == world.manager.id)
         ).one()
-        assert token.last_used_at is not None
+        assert token.last_used_at is None
 
 
 def test_summer_offsets_follow_dst(world):

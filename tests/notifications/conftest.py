@@ -168,7 +168,8 @@ def deliver_all(app, rounds: int = 10) -> None:
 
 
 def outbox_rows(app, kind: str) -> list[dict]:
-    """Every row of ``kind`` as plain dicts (id, status, attempts, last_error, payload)."""
+    """Every row of ``kind`` as plain dicts (id, status, attempts, last_error, payload as
+    handlers read it, with sealed links opened, and ``stored``: the payload as stored)."""
     from app.extensions import db
     from app.outbox import OutboxMessage
 
@@ -182,7 +183,8 @@ def outbox_rows(app, kind: str) -> list[dict]:
                 "status": r.status,
                 "attempts": r.attempts,
                 "last_error": r.last_error,
-                "payload": dict(r.payload),
+                "payload": r.data,
+                "stored": dict(r.payload),
             }
             for r in rows
         ]

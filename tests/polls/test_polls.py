@@ -29,7 +29,7 @@ def _outbox(app, kind: str) -> list[dict]:
         rows = db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
         ).all()
-        return [row.payload for row in rows]
+        return [row.data for row in rows]  # the payload with its sealed links opened
 
 
 def _count(app, model) -> int:

@@ -100,7 +100,7 @@ def outbox(app, kind: str) -> list[dict]:
         rows = db.session.scalars(
             select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
         ).all()
-        payloads = [dict(r.payload) for r in rows]
+        payloads = [r.data for r in rows]  # the payload with its sealed links opened
         db.session.rollback()
     return payloads
 
