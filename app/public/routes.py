@@ -18,7 +18,6 @@ from app.public.models import PublicBooking
 from app.public.tokens import LinkState, Purpose
 
 bp = Blueprint("public", __name__, url_prefix="/book")
-tokens.install_log_redaction()
 
 STATE_PAGES = {
     LinkState.UNKNOWN: (

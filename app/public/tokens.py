@@ -7,8 +7,6 @@ nothing here logs a token or a URL holding one.
 
 from __future__ import annotations
 
-import logging
-import re
 from datetime import datetime
 from enum import StrEnum
 
@@ -85,24 +83,3 @@ def move_expiry(booking: Booking, purpose: Purpose, expires_at: datetime) -> Non
         )
     ):
         row.expires_at = expires_at
-
-
-class RedactLinkTokens(logging.Filter):
-    """Access logs (werkzeug's) print request paths: mask the token of private links."""
-
-    PATTERN = re.compile(r"(/book/(?:manage|confirm)/)[^/\s?\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is not ours to fix
-            return True
-        if "/book/" in message:
-            record.msg, record.args = self.PATTERN.sub(r"\1[redacted]", message), ()
-        return True
-
-
-def install_log_redaction() -> None:
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
-        logger.addFilter(RedactLinkTokens())

@@ -170,7 +170,7 @@ def test_access_log_lines_never_show_link_tokens():
     """The werkzeug access log masks /book/manage/<token> and /book/confirm/<token>."""
     import logging
 
-    from app.public.tokens import RedactLinkTokens
+    from app.secret_links import RedactTokens
 
     record = logging.LogRecord(
         "werkzeug",
@@ -181,7 +181,7 @@ def test_access_log_lines_never_show_link_tokens():
         ("1.2.3.4", "GET /book/manage/sbm_secret/cancel HTTP/1.1", 200),
         None,
     )
-    RedactLinkTokens().filter(record)
+    RedactTokens().filter(record)
     assert "sbm_secret" not in record.getMessage()
     assert "/book/manage/[redacted]/cancel" in record.getMessage()
 
