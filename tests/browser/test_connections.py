@@ -1,5 +1,6 @@
-"""Linking calendars in a real browser: add an ICS feed, change a choice (HTMX), disconnect
-through the confirm step; the organisation screen with its health table. Screenshots:
+"""Linking calendars in a real browser: add an ICS feed (checked in the background while the
+page polls), change a choice (HTMX), disconnect through the confirm step; the organisation
+screen with its health table. Screenshots: ``calendars-checking.png``,
 ``calendars-linked.png`` and ``admin-calendars.png``."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.browser.conftest import htmx_settled, shoot, sign_in
 from tests.connections import conftest as _calendar_servers
 from tests.connections import test_cli as _cli
 from tests.connections.test_cli import allow_private_urls, default_feed
+from tests.connections.test_linking import run_link_checks
 from tests.fakes import graph_server as _fake_microsoft
 
 # Fixtures of other modules, used here by name.
@@ -105,13 +107,20 @@ def test_link_a_feed_choose_and_disconnect(
 
     page.get_by_label("Feed URL").fill(feed)
     page.get_by_role("button", name="Check and subscribe").click()
-    expect(page.get_by_role("status").first).to_contain_text("Linked “127.0.0.1” with 1 calendar")
+    check = page.locator("#link-check")
+    expect(check).to_have_attribute("role", "status")
+    expect(check).to_contain_text("Checking “127.0.0.1” with its server…")
+    expect(page.get_by_role("region", name="127.0.0.1")).to_have_count(0)
+    shoot(page, "calendars-checking")
+    run_link_checks(app)  # the worker's part; the page notices by itself
+    expect(check).to_contain_text("Linked “127.0.0.1” with 1 calendar", timeout=15_000)
+    expect(page.get_by_role("region", name="127.0.0.1")).to_be_visible()  # list swapped in
     with app.app_context():
         feed_id = db.session.scalars(
             select(Connection.id).where(Connection.kind == "ics", Connection.user_id == ada.id)
         ).one()
         sync_connection(feed_id)  # what the worker does within a minute
-    page.reload()
+    page.goto(f"{live_server}/me/calendars")
     expect(page.get_by_role("region", name="From your organisation")).to_contain_text("OK")
     feed_card = page.get_by_role("region", name="127.0.0.1")
     expect(feed_card.get_by_text("OK", exact=True)).to_be_visible()
