@@ -197,14 +197,18 @@ def _iso(value: datetime) -> str:
 PAST_LIMIT = timedelta(days=365)  # staff may record a booking up to a year after the fact
 
 
-def _check_start(starts_at: datetime, booking_type: BookingType) -> None:
-    """Refuse a start no booking can sensibly have: without a zone, more than a year ago, or
-    beyond the type's booking horizon (its own, else the organisation's). Far-off years are
-    not just odd: the notifier cannot render them and PostgreSQL ranges overflow near them."""
+def _check_start(starts_at: datetime, booking_type: BookingType, actor: User | None) -> None:
+    """Refuse a start no booking can sensibly have: without a zone, or, when a person chose it
+    (staff, a learner, the API), more than a year ago or beyond the type's booking horizon
+    (its own, else the organisation's). Far-off years are not just odd: the notifier cannot
+    render year 1. System callers (``actor=None``: the public pages, which only offer slots
+    inside the window, jobs and imports) choose no free-form dates."""
     from app.admin.settings import get_setting  # settings sit beside bookings, not below
 
     if starts_at.tzinfo is None or starts_at.utcoffset() is None:
         raise BookingError("The start time needs a time zone.")
+    if actor is None:
+        return
     now = utcnow()
     if starts_at < now - PAST_LIMIT:
         raise BookingError("A booking cannot start more than a year ago. Check the date.")
@@ -267,7 +271,7 @@ def create_booking(
         check_availability, audience = True, "public"
     else:
         policy.require(actor, Perm.BOOKINGS_CREATE)
-    _check_start(starts_at, booking_type)
+    _check_start(starts_at, booking_type, actor)
     if not booking_type.active:
         raise BookingError(f"{booking_type.name} is not bookable at the moment.")
     by_staff = actor is not None and actor.is_staff and not self_service and rebook_of is None
@@ -445,7 +449,7 @@ def reschedule(
     if policy.acts_as_learner(actor, Action.RESCHEDULE):
         check_availability, audience = True, "public"  # only to an offered time (S7)
     next_status(booking.status, Action.RESCHEDULE)
-    _check_start(starts_at, booking.booking_type)
+    _check_start(starts_at, booking.booking_type, actor)
     if starts_at == booking.starts_at:
         raise BookingError("The booking is already at that time.")
     if check_availability:
