@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 from redis import Redis
 from rq import Queue
@@ -147,3 +148,129 @@ def test_long_running_worker_ticks_and_survives_idle_time(
         worker.wait(30)
     output = worker.stdout.read()
     assert "Redis connection timeout" not in output
+
+
+def _burst(app, database_url, redis_url, tmp_path, mail_port: int) -> subprocess.CompletedProcess:
+    """``python worker.py --burst`` as cron runs it, sharing the test's database and keys."""
+    env = {
+        **os.environ,
+        "SLOTBOOK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(mail_port),
+    }
+    done = subprocess.run(
+        [sys.executable, "worker.py", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _claim_current_ticks(redis) -> list[str]:
+    """Claim this period (and the next, in case the minute turns) of every periodic job, as
+    a long-running worker that already ran them would have."""
+    import time
+
+    now = time.time()
+    keys = [
+        f"slotbook:periodic:{job.name}:{int(now // job.every_seconds) + ahead}"
+        for job in jobs.SCHEDULE
+        for ahead in (0, 1)
+    ]
+    for key in keys:
+        redis.set(key, "1", ex=300)
+    return keys
+
+
+def test_burst_runs_the_due_periodic_jobs_reminder_and_release(
+    app, factory, database_url, redis, redis_url, tmp_path
+):
+    """Cron-style hosting: ``worker.py --burst`` runs the periodic jobs that are due, so a
+    meeting starting in half an hour gets its reminders (through a real SMTP server) and a
+    visitor's booking left unconfirmed past its deadline is released. A period that a
+    long-running worker already ran is not run again."""
+    from app.bookings.models import AuditEntry, Booking, Status
+    from app.bookings.service import Guest
+    from app.database import utcnow
+    from app.public.models import PublicBooking
+    from tests.notifications.conftest import SmtpServer
+
+    mailbox = SmtpServer()
+    mailbox.start()
+    try:
+        agent = factory.user("agent", email="ada@example.test", name="Ada Agent")
+        kind = factory.booking_type(name="Progress review")
+        soon = utcnow().replace(second=0, microsecond=0) + timedelta(minutes=30)
+        meeting = factory.booking(None, kind, soon, [agent], guests=[Guest("meg@example.test")])
+        held = factory.booking(None, factory.booking_type(name="Consultation"), at(3), [agent])
+        with app.app_context():
+            begin_write()
+            db.session.add(
+                PublicBooking(
+                    booking_id=held.id,
+                    contact_name="Vera Visitor",
+                    contact_email="vera@example.test",
+                    pending_confirmation=True,
+                    confirm_deadline=utcnow() - timedelta(minutes=5),
+                )
+            )
+            db.session.commit()
+            db.session.remove()
+
+        def state() -> tuple[str, str, bool, list[str]]:
+            with app.app_context():
+                status = db.session.get(Booking, held.id).status
+                record = db.session.get(PublicBooking, held.id)
+                actions = list(
+                    db.session.scalars(
+                        select(AuditEntry.action).where(AuditEntry.booking_id == held.id)
+                    )
+                )
+                result = (db.session.get(Booking, meeting.id).status, status)
+                result += (record.pending_confirmation, actions)
+                db.session.remove()
+            return result
+
+        def reminders() -> list[str]:
+            return sorted(
+                address
+                for m in mailbox.messages
+                if m.subject.startswith("Reminder: Progress review")
+                for address in m.to
+            )
+
+        # A long-running worker already ran this minute's jobs: the burst runs none of them
+        # again (it still delivers the outbox: the invitations go out).
+        claimed = _claim_current_ticks(redis)
+        _burst(app, database_url, redis_url, tmp_path, mailbox.port)
+        assert state() == (Status.CONFIRMED, Status.CONFIRMED, True, ["created"])
+        assert reminders() == []
+        assert mailbox.to("ada@example.test"), "the invitations were not delivered"
+
+        redis.delete(*claimed)  # the next period: due again
+        _burst(app, database_url, redis_url, tmp_path, mailbox.port)
+        assert state() == (
+            Status.CONFIRMED,
+            Status.CANCELLED,
+            False,
+            ["created", "cancelled", "released"],
+        )
+        assert reminders() == ["ada@example.test", "meg@example.test"]
+        with app.app_context():
+            undelivered = db.session.scalars(
+                select(OutboxMessage.kind).where(OutboxMessage.status != DONE)
+            ).all()
+            db.session.remove()
+        assert undelivered == []  # the release's cancellation mails went out in the same run
+        assert any(m.subject.startswith("Meeting cancelled") for m in mailbox.messages)
+    finally:
+        mailbox.stop()
