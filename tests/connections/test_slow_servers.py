@@ -29,6 +29,9 @@ from tests.connections.ics_server import FeedServer
 WEB_WORKERS = 4
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 FAST = 1.0  # seconds: what "answering" means for /book, with margin on a loaded machine
+# A link post only validates and queues; first requests to a fresh gunicorn worker on a
+# loaded machine have been seen near 1 s, against a minute before the checks moved out.
+QUEUED = 5.0
 
 
 @contextmanager
@@ -97,9 +100,9 @@ def book_latency(base: str) -> float:
 
 
 def test_four_slow_feeds_being_linked_leave_book_answering(app, factory, database_url, tmp_path):
-    """Four link requests for slow feeds at once: each is answered at once (the check is
-    queued), the worker process is busy reading a slow feed, and ``/book`` answers in
-    under a second throughout."""
+    """Four link requests for slow feeds at once: each is answered within moments (the
+    check is only queued), the worker process is busy reading a slow feed, and ``/book``
+    answers in under a second throughout."""
     ada = factory.user("agent", email="ada@example.test", name="Ada Agent")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -153,5 +156,5 @@ def test_four_slow_feeds_being_linked_leave_book_answering(app, factory, databas
     posts = [round(seconds, 3) for _, seconds in answers]
     print(f"link posts took {posts} s; /book took {[round(x, 3) for x in latencies]} s")
     assert [status for status, _ in answers] == [303] * len(feeds)
-    assert max(seconds for _, seconds in answers) < FAST, answers
+    assert max(seconds for _, seconds in answers) < QUEUED, answers
     assert max(latencies) < FAST, latencies
