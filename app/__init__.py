@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.config import PROJECT_ROOT, Config
 from app.extensions import csrf, db, login_manager, migrate
@@ -38,6 +39,10 @@ def create_app(config: Config | None = None) -> Flask:
     from app.public.limits import init_limits
 
     init_limits(app)
+
+    from app.guard import init_guard
+
+    init_guard(app)  # before the blueprints: their <int:...> rules use its id converter
 
     _import_models()
     with app.app_context():
@@ -155,6 +160,19 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(405)
     def not_allowed(exc):
         return page(405, "Not allowed", "That action is not available here.", exc)
+
+    @app.errorhandler(HTTPException)
+    def other_http_error(exc: HTTPException):
+        # 400 (refused input, app/guard.py), 410, 413, 422, ...: our page, never Werkzeug's.
+        return page(exc.code or 400, exc.name, exc.description or exc.name, exc)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError):
+        from app.extensions import db
+
+        db.session.rollback()  # nothing half-done is committed by whatever renders next
+        message = "Something went wrong on our side; nothing was changed. Try again later."
+        return page(500, "Something went wrong", message, exc)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -348,7 +348,8 @@ def _responses() -> dict:
 
 
 def _operation(op: Operation) -> dict:
-    statuses = sorted(set(op.errors) | ({500} if op.public else {401, 500}))
+    # 400: any request may be refused at the edge (a NUL byte or a lone surrogate, app/guard.py).
+    statuses = sorted(set(op.errors) | {400, 500} | (set() if op.public else {401}))
     out: dict = {
         "operationId": op.operation_id,
         "summary": op.summary,
