@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from app.bookings.policy import PermissionDenied
 from app.bookings.service import BookingError, ConflictError
 from app.database import utcnow
 from app.extensions import db
+from app.guard import parse_day, parse_id, parse_instant
 from app.polls import service
 from app.polls.models import Answer
 
@@ -44,7 +44,8 @@ def _formatter(zone: ZoneInfo):
 
 
 def _ids(name: str) -> list[int]:
-    return [int(v) for v in request.values.getlist(name) if v.isdigit()]
+    """The ids named in ``name``; anything that cannot be an id is left out."""
+    return [i for i in map(parse_id, request.values.getlist(name)) if i is not None]
 
 
 def _choices():
@@ -67,19 +68,18 @@ def new():
     """GET: the search form and, once searched, the common free slots to propose.
     POST: create the poll from the chosen slots and send the invitations (outbox)."""
     types, staff = _choices()
-    type_id = request.values.get("booking_type", "")
-    booking_type = db.session.get(BookingType, int(type_id)) if type_id.isdigit() else None
+    type_id = parse_id(request.values.get("booking_type"))
+    booking_type = db.session.get(BookingType, type_id) if type_id else None
     people = [db.session.get(User, i) for i in _ids("people")]
     if any(p is None or not p.is_staff for p in people):
         abort(404)
     zone = current_user.zone
     today = datetime.now(zone).date()
-    try:
-        first = datetime.fromisoformat(request.values.get("from", "")).date()
-    except ValueError:
-        first = today + timedelta(days=1)
+    chosen = parse_day((request.values.get("from") or "")[:10])
+    first = chosen if chosen is not None else today + timedelta(days=1)
     raw_days = request.values.get("days", "7")
-    days = min(max(int(raw_days), 1), MAX_SEARCH_DAYS) if raw_days.isdigit() else 7
+    plain = raw_days.isascii() and raw_days.isdigit() and len(raw_days) < 4
+    days = min(max(int(raw_days), 1), MAX_SEARCH_DAYS) if plain else 7
     context = dict(
         types=types,
         staff=staff,
@@ -99,8 +99,8 @@ def new():
             abort(404)
         starts = []
         for raw in request.form.getlist("starts"):
-            with contextlib.suppress(ValueError):
-                starts.append(datetime.fromisoformat(raw))
+            if (start := parse_instant(raw)) is not None:
+                starts.append(start)
         emails = request.form.get("emails", "").replace(",", "\n").split()
         try:
             poll, _ = service.create_poll(
@@ -163,11 +163,9 @@ def book(poll_id: int):
         abort(404)
     if not current_user.can(Perm.BOOKINGS_CREATE):
         abort(403)
-    option_id = request.form.get("option_id", "")
+    option_id = parse_id(request.form.get("option_id")) or 0
     try:
-        booking = service.book(
-            current_user._get_current_object(), poll, int(option_id) if option_id.isdigit() else 0
-        )
+        booking = service.book(current_user._get_current_object(), poll, option_id)
     except PermissionDenied:
         db.session.rollback()
         abort(403)

@@ -4,13 +4,14 @@ links from emails open a page and act only on POST (DESIGN.md)."""
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from app.admin.settings import all_settings
 from app.database import utcnow
 from app.extensions import db
+from app.guard import parse_day, parse_instant
 from app.htmx import render
 from app.public import forms, service, tokens
 from app.public.limits import limit_booking_posts, limit_slot_queries
@@ -54,6 +55,35 @@ def _link_problem(state: LinkState):
     return _page("public/link_problem.html", code, title=title, message=message)
 
 
+ACTIVE = frozenset({"provisional", "confirmed"})
+ENDED_PAGES = {
+    "cancelled": (
+        "Booking cancelled",
+        "This booking has been cancelled, so it can no longer be changed or cancelled.",
+    ),
+    "rejected": (
+        "Booking declined",
+        "This booking was declined, so it can no longer be changed or cancelled.",
+    ),
+    "completed": (
+        "Booking already took place",
+        "This booking has already taken place, so it can no longer be changed or cancelled.",
+    ),
+}
+
+
+def _ended(booking):
+    """A clear page when the booking behind a manage link is over (staff cancelled or
+    declined it, or it took place), else None: changing it is then not possible, and saying
+    why beats an error or a slot picker that cannot book."""
+    if booking.status in ACTIVE:
+        return None
+    title, message = ENDED_PAGES.get(
+        booking.status, ("Booking closed", "This booking can no longer be changed.")
+    )
+    return _page("public/link_problem.html", 410, title=title, message=message)
+
+
 # --- S1 landing ---------------------------------------------------------------------------
 
 
@@ -68,10 +98,9 @@ def landing():
 
 
 def _parse_day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+    """The day asked for, or None (then the first with free slots): out-of-range years too,
+    since week and month maths around year 1 or 9999 overflow."""
+    return parse_day(value)
 
 
 def picker_context(kind, args, default_zone: str) -> dict:
@@ -270,20 +299,22 @@ def cancel_page(token: str):
     row, record, problem = _manage_row(token)
     if problem:
         return problem
+    if ended := _ended(row.booking):
+        return ended
     return _page("public/cancel.html", token=token, booking=row.booking, **_when(record))
 
 
 @bp.post("/manage/<token>/cancel")
 def cancel(token: str):
     row, record, problem = _manage_row(token)
-    if problem:
+    if problem or (problem := _ended(row.booking)):
         db.session.rollback()
         return problem
     try:
         service.cancel_by_link(row)
     except service.LinkUsed:  # cancelled meanwhile, by a concurrent click or by staff
         db.session.rollback()
-        return _link_problem(LinkState.USED)
+        return _link_problem(LinkState.USED)  # what a later click gets (the link is used)
     db.session.commit()
     return _page("public/cancelled.html", booking=row.booking, **_when(record))
 
@@ -294,6 +325,8 @@ def reschedule_page(token: str):
     row, record, problem = _manage_row(token)
     if problem:
         return problem
+    if ended := _ended(row.booking):
+        return ended
     kind = row.booking.booking_type
     args = request.args.to_dict()
     args.setdefault("tz", record.visitor_timezone)
@@ -318,15 +351,12 @@ def reschedule_page(token: str):
 @limit_booking_posts
 def reschedule(token: str):
     row, record, problem = _manage_row(token)
-    if problem:
+    if problem or (problem := _ended(row.booking)):
         db.session.rollback()
         return problem
     zone = service.zone_or_default(request.form.get("tz"), record.visitor_timezone)
-    try:
-        start = datetime.fromisoformat(request.form.get("start") or "")
-        if start.tzinfo is None:
-            raise ValueError
-    except ValueError:
+    start = parse_instant(request.form.get("start"))
+    if start is None:
         db.session.rollback()
         return redirect(url_for("public.reschedule_page", token=token, tz=zone.key), 303)
     booking = row.booking
@@ -340,7 +370,7 @@ def reschedule(token: str):
         return _page("public/just_taken.html", 409, token=token, zone=zone.key, message=message)
     except service.LinkUsed:  # cancelled meanwhile
         db.session.rollback()
-        return _link_problem(LinkState.USED)
+        return _ended(row.booking) or _link_problem(LinkState.USED)
     record.visitor_timezone = zone.key
     db.session.commit()
     return _page(
