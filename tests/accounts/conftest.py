@@ -753,9 +753,9 @@ PUBLIC_POST_BUILDERS.update(
 #
 # The personal pages need only a signed-in user; every connection or calendar id in their URLs
 # is the sender's own (another person's id is a 404, tested in tests/connections). Adding a
-# calendar checks it against a real server first: a local ICS feed and the test Radicale,
-# started only when these builders run. "Connect Microsoft" only stores the sign-in flow in the
-# session (no row changes), hence SESSION_ONLY_POSTS for the CSRF sweep.
+# calendar queues a background check of it (a local ICS feed, the test Radicale, started only
+# when these builders run) and changes no row until that job runs; "Connect Microsoft" only
+# stores the sign-in flow in the session. Hence SESSION_ONLY_POSTS for the CSRF sweep.
 
 from tests.connections import conftest as _calendar_servers  # noqa: E402
 from tests.connections import test_cli as _connections_cli  # noqa: E402
@@ -768,7 +768,11 @@ ics_server = _connections_cli.ics_server
 graph_server = _fake_microsoft.graph_server
 _graph_tls = _fake_microsoft._graph_tls
 
-SESSION_ONLY_POSTS = {"connections.microsoft_start"}
+SESSION_ONLY_POSTS = {
+    "connections.microsoft_start",
+    "connections.add_ics",
+    "connections.add_caldav",
+}
 
 
 def _allow_private_calendar_urls(world) -> None:
