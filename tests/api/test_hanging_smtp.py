@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -28,61 +27,11 @@ from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.outbox import DONE, OutboxMessage
 from tests.api.conftest import london, winter_monday
+from tests.fakes.holding_relay import HoldingRelay
 from tests.notifications.conftest import SmtpServer
 
 WRITES = 20
 LIMIT_SECONDS = 1.0
-
-
-class HangingSmtp:
-    """An SMTP address that accepts connections and says nothing until ``answer()``; from
-    then on every connection, the held ones included, is relayed to a real SMTP server."""
-
-    def __init__(self, relay_port: int) -> None:
-        self.relay_port = relay_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.answering = threading.Event()
-        self.accepted = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def answer(self) -> None:
-        self.answering.set()
-
-    def close(self) -> None:
-        self.answering.set()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            self.accepted.set()
-            threading.Thread(target=self._hold_then_relay, args=(client,), daemon=True).start()
-
-    def _hold_then_relay(self, client: socket.socket) -> None:
-        self.answering.wait()
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.relay_port), timeout=30)
-        except OSError:
-            client.close()
-            return
-        for source, target in ((client, upstream), (upstream, client)):
-            threading.Thread(target=_pipe, args=(source, target), daemon=True).start()
-
-
-def _pipe(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (source, target):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
@@ -95,9 +44,10 @@ def mailbox():
 
 @pytest.fixture
 def hanging_smtp(mailbox):
-    server = HangingSmtp(mailbox.port)
-    yield server
-    server.close()
+    """The mailbox behind a relay that accepts connections and says nothing until released."""
+    relay = HoldingRelay(mailbox.port, holding=True)
+    yield relay
+    relay.close()
 
 
 @contextmanager
@@ -197,7 +147,7 @@ def test_api_writes_finish_at_once_while_smtp_hangs_and_every_mail_goes_out_afte
             f"{base}/api/v1/bookings", json=_booking_body(world, starts[0]), headers=headers
         )
         assert first.status_code == 201, first.text
-        assert hanging_smtp.accepted.wait(90), "the worker never connected to SMTP"
+        assert hanging_smtp.held.wait(90), "the worker never connected to SMTP"
 
         # … while these writes and reads happen.
         timings: list[tuple[str, float]] = []
@@ -220,7 +170,7 @@ def test_api_writes_finish_at_once_while_smtp_hangs_and_every_mail_goes_out_afte
         slow = [(label, round(took, 2)) for label, took in timings if took >= LIMIT_SECONDS]
         assert not slow, f"requests that waited on SMTP: {slow}"
 
-        hanging_smtp.answer()
+        hanging_smtp.release()
         deadline = time.monotonic() + 240  # a send that timed out waits out its back-off
         while (state := _outbox_state(app))[0] and time.monotonic() < deadline:
             assert worker.poll() is None, worker.stdout.read()[-3000:]

@@ -428,3 +428,66 @@ def test_linking_writes_upcoming_bookings_and_a_new_choice_moves_them(
     assert object_names(caldav_account, slug[other]) == [f"{upcoming.uid}.ics"]
     [record] = remote_events(app, upcoming.id)
     assert f"/{slug[other]}/" in record.remote_id
+
+
+def test_a_hanging_calendar_server_holds_no_database_lock(app, factory, people, radicale):
+    """While a delivery waits on a CalDAV server that does not answer, another booking is
+    written at once (the old delivery held SQLite's write lock for the whole call); when the
+    server answers, the event is written and recorded."""
+    import threading
+    import time
+
+    from tests.fakes.holding_relay import HoldingRelay
+
+    manager, ada = people
+    relay = HoldingRelay(int(radicale.base_url.rsplit(":", 1)[1]))
+    username, password = f"user-{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    radicale.add_user(username, password)
+    session = requests.Session()
+    session.auth = (username, password)
+    account = CalDavAccount(relay.base_url, username, password, session)
+    account.make_calendar("work", "Work")
+    try:
+        connection_id = linking.link_caldav(app, ada, account)
+        work = linking.calendar_id(app, connection_id, "Work")
+        call(
+            app,
+            lambda: service.set_calendar_options(
+                db.session.get(User, ada.id), work, for_availability=True, receives_bookings=True
+            ),
+        )
+        assert set(deliver_all(app)) == {"done"}
+
+        kind = factory.booking_type(name="Review")
+        booking = factory.booking(manager, kind, at(3, 9), [ada])
+        with app.app_context():
+            message_id = db.session.scalars(
+                select(OutboxMessage.id).where(OutboxMessage.kind == "booking.created")
+            ).one()
+            db.session.rollback()
+        relay.hold()
+        result: list[str] = []
+
+        def worker() -> None:
+            with app.app_context():
+                result.append(outbox.deliver(message_id))
+                db.session.remove()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert relay.held.wait(30), "the delivery never called the calendar server"
+        started = time.monotonic()
+        factory.booking(manager, kind, at(4, 9), [ada])  # a write while the call hangs
+        took = time.monotonic() - started
+        still_waiting = thread.is_alive()
+        relay.release()
+        thread.join(60)
+        assert took < 1, f"a booking waited {took:.1f} s for the calendar server"
+        assert still_waiting, "the call did not hang"
+        assert result == ["done"]
+        [record] = remote_events(app, booking.id)
+        assert record.remote_id.endswith(f"/work/{booking.uid}.ics")
+        assert object_names(account) == [f"{booking.uid}.ics"]
+    finally:
+        relay.close()
+        session.close()
