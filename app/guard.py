@@ -40,7 +40,7 @@ MIN_YEAR, MAX_YEAR = 1900, 2999  # as the API (app/api/params.py): anything else
 API_PREFIX = "/api/"
 
 FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-# What ``date.fromisoformat`` / ``datetime.fromisoformat`` accept: 2025-03-03, 20250303,
+# The shapes ``date.fromisoformat`` / ``datetime.fromisoformat`` accept: 2025-03-03, 20250303,
 # 2025-W10-1, each optionally followed by a time.
 DATE_LIKE = re.compile(r"\d{4}(?:-?\d{2}-?\d{2}|-?W\d{2}(?:-?\d)?)(?:[T ].*)?", re.DOTALL)
 # Bare digits (20250303) are read as a date only in fields that hold one: elsewhere they are
@@ -116,24 +116,16 @@ def parse_instant(value: str | None) -> datetime | None:
 # --- the guard ---------------------------------------------------------------------------
 
 
-def _iso_year(value: str) -> int | None:
-    """The year of ``value`` when it is an ISO date or date-time, else None."""
-    for parse in (datetime.fromisoformat, date.fromisoformat):
-        try:
-            return parse(value).year
-        except ValueError:
-            continue
-    return None
-
-
 def _out_of_range_date(name: str, value: str) -> bool:
+    """``value`` is written as an ISO date (or date-time) whose year is out of range. The
+    year is read from its first four digits, so a date that is also invalid otherwise
+    ("9999-W52-7" is in year 10000) is refused with the same clear message."""
     text = value.strip()
     if len(text) > 40 or not DATE_LIKE.fullmatch(text):
         return False
     if text.isdigit() and name not in DATE_FIELDS:
         return False
-    year = _iso_year(text)
-    return year is not None and not year_in_range(year)
+    return not year_in_range(int(text[:4]))
 
 
 def _json_strings(data: object) -> Iterator[str]:

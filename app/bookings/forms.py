@@ -15,9 +15,18 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from app.guard import MAX_YEAR, MIN_YEAR, year_in_range
+
+
+def sane_year(form, field) -> None:
+    """Years the date maths and the notifier can take (app/guard.py refuses the rest at the
+    edge already; this keeps the form honest wherever its data comes from)."""
+    if field.data is not None and not year_in_range(field.data.year):
+        raise ValidationError(f"Choose a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+
 
 class WhenForm(FlaskForm):
-    day = DateField("Date", validators=[DataRequired(message="Choose a date.")])
+    day = DateField("Date", validators=[DataRequired(message="Choose a date."), sane_year])
     start = TimeField("Start time", validators=[DataRequired(message="Choose a start time.")])
 
 

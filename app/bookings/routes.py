@@ -33,6 +33,7 @@ from app.bookings.models import Attendee, Booking, BookingType, LocationMode, St
 from app.bookings.preview import day_preview
 from app.database import utcnow
 from app.extensions import db
+from app.guard import parse_id
 from app.scheduling.localtime import NonexistentTimeError, local_to_utc
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
@@ -239,7 +240,7 @@ def preview():
 
     With ``booking=<id>`` it previews moving that booking (the edit form): its own people and
     type, its own time not counted as a conflict."""
-    booking_id = request.args.get("booking", type=int)
+    booking_id = parse_id(request.args.get("booking"))
     if booking_id is not None:
         booking = _load(booking_id)
         if not policy.can(current_user, Action.RESCHEDULE, booking):
