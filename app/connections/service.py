@@ -214,7 +214,9 @@ def finish_microsoft_link(user, account) -> Connection:
 
 def link_draft(user_id: int, draft: Connection) -> Connection:
     """Check the draft against its server, then save it (or refresh the same account).
-    Waits for the server: call it from a job or the CLI, never from a web request."""
+    Waits for the server: call it from a job or the CLI, never from a web request. The
+    provider is checked again: the organisation may have withdrawn it since the draft."""
+    _require_provider(draft.kind)
     provider = provider_for(draft)
     _release_for_network()
     remote = _discover(provider)
