@@ -315,15 +315,16 @@ def release_unconfirmed(now: datetime | None = None) -> int:
     """Cancel visitor bookings whose confirmation deadline passed (S4); audited "released"."""
     now = now or utcnow()
     rows = db.session.scalars(
-        select(PublicBooking).where(
-            PublicBooking.pending_confirmation.is_(True), PublicBooking.confirm_deadline <= now
-        )
+        select(PublicBooking)
+        .where(PublicBooking.pending_confirmation.is_(True), PublicBooking.confirm_deadline <= now)
+        .order_by(PublicBooking.booking_id)  # locks in one order: two sweepers never deadlock
     ).all()
     released = 0
     for record in rows:
         booking = bookings.lock_booking(record.booking)
         db.session.refresh(record)  # confirmed meanwhile? read under the booking's lock
-        if not record.pending_confirmation or record.confirm_deadline > now:
+        deadline = record.confirm_deadline
+        if not record.pending_confirmation or deadline is None or deadline > now:
             continue
         record.pending_confirmation = False
         for row in db.session.scalars(

@@ -346,6 +346,60 @@ def test_one_manage_link_cancels_once(live_server, live_app, public_world):
     _assert_legal_path(history)
 
 
+def test_one_confirmation_link_confirms_once(live_server, live_app, public_world):
+    """S4: 6 simultaneous posts of one confirmation link: one confirms (200), the others get
+    the "already used" page (410); the confirmation is recorded and announced once."""
+    from datetime import timedelta
+
+    from app.bookings.models import AuditEntry, BookingType
+    from app.database import begin_write, utcnow
+    from app.extensions import db
+    from app.outbox import OutboxMessage
+    from app.public import service, tokens
+
+    start = public_world["days"][0][1]
+    with live_app.test_request_context():
+        begin_write()
+        kind = db.session.get(BookingType, public_world["kind"].id)
+        contact = service.Contact("Cy Confirm", "cy@example.test", None, "UTC")
+        booking, record = service.book(kind, start, contact)
+        record.pending_confirmation = True
+        record.confirm_deadline = utcnow() + timedelta(hours=1)
+        token = tokens.issue(booking, tokens.Purpose.CONFIRM, record.confirm_deadline)
+        booking_id = booking.id
+        db.session.commit()
+    visitor = live_server.session()
+    csrf = live_server.csrf(visitor, f"/book/confirm/{token}")
+    url = f"{live_server.url}/book/confirm/{token}"
+    calls = [
+        partial(copy_session(live_server, visitor).post, url, data={"csrf_token": csrf}, timeout=60)
+        for _ in range(LINK_CLICKS)
+    ]
+    responses = race(calls)
+
+    _assert_no_server_error(live_server, responses)
+    assert Counter(r.status_code for r in responses) == {200: 1, 410: LINK_CLICKS - 1}
+    for response in responses:
+        if response.status_code == 410:
+            assert "already been used" in response.text
+    with live_app.app_context():
+        confirmed = db.session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.booking_id == booking_id, AuditEntry.action == "visitor_confirmed")
+        )
+        announced = [
+            m
+            for m in db.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == "public.booking_confirmed")
+            )
+            if m.payload.get("booking_id") == booking_id
+        ]
+        db.session.rollback()
+    assert confirmed == 1
+    assert len(announced) == 1
+
+
 def test_daily_maximum_per_contact_holds_under_a_burst(live_server, live_app, public_world):
     """S3 with a maximum of 1: 20 simultaneous posts for one contact, spread over several
     free times of one day, make exactly one booking; the rest are told they are over the
