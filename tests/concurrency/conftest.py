@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -171,6 +172,7 @@ def live_server(live_app, live_database_url, redis_url, tmp_path_factory) -> Liv
                 "60",
                 "--graceful-timeout",
                 "5",
+                "--no-control-socket",  # one fixed path per user: parallel servers would clash
                 "wsgi:app",
             ],
             cwd=PROJECT_ROOT,
@@ -186,7 +188,7 @@ def live_server(live_app, live_database_url, redis_url, tmp_path_factory) -> Liv
     finally:
         for session in server.sessions:
             session.close()
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
