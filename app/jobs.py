@@ -3,7 +3,11 @@
 Jobs take ids, never objects or secrets; each runs inside an app context and commits once.
 Periodic jobs are enqueued by every worker's ticker, but a Redis ``SET NX`` on the job's
 name and tick number lets only one of them through, and the job id is derived from the same
-tick, so two workers (or a restart) never run one tick twice.
+tick, so two workers (or a restart) never run one tick twice. ``worker.py --burst`` ticks
+once through the same claims, so cron-style hosting runs what is due, and only that.
+
+Redis is reached through the app's one client (``app.extensions.redis_client``); only the
+worker builds its own, because RQ re-tunes the pool of the client it blocks on.
 """
 
 from __future__ import annotations
