@@ -368,7 +368,8 @@ def deliver(message_id: int, max_attempts: int = 8) -> str:
     (or ``CLAIMED`` / ``BUSY`` when another worker has it, or ``"missing"``).
 
     A failing handler leaves the row pending with an exponential back-off until
-    ``max_attempts``, then marks it failed; only the handlers that failed run again.
+    ``max_attempts``, then marks it failed; only the handlers that failed run again. It
+    works in short transactions of its own: call it with none open (one is rolled back).
     """
     claim = _claim(message_id)
     if isinstance(claim, str):
@@ -400,8 +401,9 @@ def _claim(message_id: int) -> _Claim | str:
         select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
     ).one_or_none()
     if message is None or message.status != PENDING:
+        status = message.status if message else "missing"
         db.session.rollback()
-        return message.status if message else "missing"
+        return status
     if message.claimed_until is not None and message.claimed_until > now:
         db.session.rollback()
         return CLAIMED
