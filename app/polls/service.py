@@ -18,7 +18,7 @@ from app.bookings import policy
 from app.bookings.availability import load_context
 from app.bookings.models import Booking, BookingType
 from app.bookings.service import BookingError, Guest, _clean_email, create_booking
-from app.database import begin_write, utcnow
+from app.database import begin_write, lock_row, utcnow
 from app.extensions import db
 from app.outbox import emit
 from app.polls.models import Answer, Poll, PollAnswer, PollInvitee, PollOption, PollStatus
@@ -213,6 +213,7 @@ def book(actor: User, poll: Poll, option_id: int, *, now: datetime | None = None
     begin_write()
     now = now or utcnow()
     policy.require(actor, Perm.BOOKINGS_CREATE)
+    lock_row(poll)  # two organisers booking at once: the second sees the poll booked
     if poll.status != PollStatus.OPEN:
         raise PollError("This poll is closed.")
     option = next((o for o in poll.options if o.id == option_id), None)

@@ -445,3 +445,55 @@ def test_daily_maximum_per_contact_holds_under_a_burst(live_server, live_app, pu
         )
         db.session.rollback()
     assert made == 1
+
+
+# --- one poll, several bookings of it ------------------------------------------------------
+
+
+def test_one_poll_is_booked_once(live_server, live_app, live_factory):
+    """Six "book this time" posts for two different options of one poll at once: one booking
+    is made and the poll closes; the others are told it is closed (before the poll row was
+    locked, PostgreSQL could book both options)."""
+    from app.accounts.models import User
+    from app.bookings.models import Booking, BookingType
+    from app.database import begin_write
+    from app.extensions import db
+    from app.polls.models import Poll
+    from app.polls.service import create_poll, propose_slots
+
+    organiser = live_factory.user("booking-manager")
+    colleague = live_factory.user("agent")
+    kind = live_factory.booking_type()
+    day = datetime.combine(at(3, 0).date(), clock(0), UTC)
+    with live_app.app_context():
+        begin_write()
+        people = [db.session.get(User, organiser.id), db.session.get(User, colleague.id)]
+        booking_type = db.session.get(BookingType, kind.id)
+        starts = [s.start for s in propose_slots(booking_type, people, day, day + timedelta(7))]
+        assert len(starts) >= 2, "no common slots to propose"
+        poll, _ = create_poll(people[0], booking_type, "Review", starts[:2], people[1:])
+        db.session.commit()
+        poll_id, options = poll.id, [o.id for o in poll.options]
+        before = db.session.scalar(select(func.count()).select_from(Booking))
+
+    browser = live_server.login(organiser.email)
+    csrf = live_server.csrf(browser, f"/polls/{poll_id}")
+
+    def post(session, option_id):
+        return lambda: session.post(
+            f"{live_server.url}/polls/{poll_id}/book",
+            data={"csrf_token": csrf, "option_id": option_id},
+            allow_redirects=False,
+            timeout=60,
+        )
+
+    calls = [post(copy_session(live_server, browser), options[i % 2]) for i in range(6)]
+    responses = race(calls)
+
+    _assert_no_server_error(live_server, responses)
+    assert Counter(r.status_code for r in responses) == {303: 1, 422: 5}
+    assert all("This poll is closed." in r.text for r in responses if r.status_code == 422)
+    with live_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Booking)) == before + 1
+        assert db.session.get(Poll, poll_id).status == "booked"
+        db.session.rollback()
