@@ -7,16 +7,17 @@ surface as 500s deep inside a view:
 - a NUL character: PostgreSQL refuses it in any text value ("cannot contain NUL");
 - an unpaired UTF-16 surrogate (only JSON can carry one, as ``"\\ud800"``): it cannot be
   encoded as UTF-8, so neither the database driver nor the response can take it;
-- an id beyond PostgreSQL's ``integer`` (int4), in a URL path or a field named as an id: the
-  query overflows (SQLite's own limit is 2**63);
+- an id beyond PostgreSQL's ``integer`` (int4) in a URL path: the query overflows (SQLite's
+  own limit is 2**63). Ids in form and query fields are each view's to check, since their
+  forms have better messages ("Choose a person"); ``parse_id`` is the helper for that;
 - digits other than 0-9 ("²", "٣"): ``str.isdigit`` accepts them, ``int`` does not always;
 - a date in year 1 or 9999: date maths (week starts, month ends, zone conversion) overflows,
   and the notifier cannot render it.
 
 ``refuse_hostile_input`` runs before every view. It refuses NUL and surrogates anywhere (path,
 query string, form, field names, JSON body) and, outside the API (whose parameters
-``app/api/params.py`` parses with codes of its own), non-ASCII digits, ids beyond the column
-type in fields named as ids and out-of-range dates. Each is an ``InputRefused`` (400) with a
+``app/api/params.py`` parses with codes of its own), non-ASCII digits and out-of-range
+dates. Each is an ``InputRefused`` (400) with a
 clear message, which the app's error handlers render as the product's error page, or as the
 API's JSON error under /api/. ``IdConverter`` replaces
 ``<int:...>`` app-wide, and a path id beyond the column type is answered 404.
@@ -46,20 +47,12 @@ DATE_LIKE = re.compile(r"\d{4}(?:-?\d{2}-?\d{2}|-?W\d{2}(?:-?\d)?)(?:[T ].*)?", 
 # Bare digits (20250303) are read as a date only in fields that hold one: elsewhere they are
 # ids or phone numbers.
 DATE_FIELDS = frozenset({"day", "date", "from", "to", "until", "start", "end", "week", "starts"})
-# Fields that carry ids of rows (besides any ``*_id``): digits beyond ``MAX_ID`` there cannot
-# name a row. Other digit fields (phone numbers, counts) keep their own rules.
-ID_FIELDS = frozenset(
-    {"booking", "booking_type", "people", "learner", "agent", "type", "group", "person",
-     "user", "option", "ids", "members", "relink", "roles-shown"}
-)  # fmt: skip
-
 CHARACTER_MESSAGE = (
     "The request contains a character that cannot be accepted (a NUL byte or a broken "
     "Unicode character). Remove it and try again."
 )
 DATE_MESSAGE = f"Dates must fall between the years {MIN_YEAR} and {MAX_YEAR}. Check the date."
 DIGITS_MESSAGE = "Numbers must be written with the digits 0 to 9."
-ID_MESSAGE = "That id does not name anything here: ids are whole numbers up to 2147483647."
 
 
 class InputRefused(BadRequest):
@@ -178,10 +171,6 @@ def _names() -> Iterator[str]:
     yield from request.files.keys()
 
 
-def _is_id_field(name: str) -> bool:
-    return name in ID_FIELDS or name.endswith(("_id", "_ids"))
-
-
 def _refusal(name: str, value: str, strict: bool) -> str | None:
     """Why ``value`` (of the field ``name``) is refused, or None. Beyond the characters, the
     checks are ``strict`` outside the API, whose parameters are parsed by ``app/api/params.py``
@@ -193,8 +182,6 @@ def _refusal(name: str, value: str, strict: bool) -> str | None:
     text = value.strip()
     if text.isdigit() and not text.isascii():
         return DIGITS_MESSAGE
-    if text.isdigit() and _is_id_field(name) and (len(text) > 10 or int(text) > MAX_ID):
-        return ID_MESSAGE
     if _out_of_range_date(name, value):
         return DATE_MESSAGE
     return None

@@ -240,7 +240,7 @@ def preview():
 
     With ``booking=<id>`` it previews moving that booking (the edit form): its own people and
     type, its own time not counted as a conflict."""
-    booking_id = parse_id(request.args.get("booking"))
+    booking_id = parse_id(request.args.get("booking"))  # garbage is ignored, like elsewhere
     if booking_id is not None:
         booking = _load(booking_id)
         if not policy.can(current_user, Action.RESCHEDULE, booking):
