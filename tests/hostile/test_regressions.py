@@ -346,3 +346,18 @@ def test_refusals_are_fragments_for_htmx_and_json_for_the_api(app, factory):
     assert response.status_code == 400 and "NUL byte" in html and "<html" not in html
     response = client.get("/api/v1/booking-types?x=%00")
     assert response.status_code == 400 and response.get_json()["error"] == "validation_error"
+
+
+def test_an_unexpected_error_is_the_products_page_and_api_json(app):
+    """Should anything still fail, people see our page (the API its JSON), not Werkzeug's."""
+
+    def boom():
+        raise RuntimeError("unexpected")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production
+    app.add_url_rule("/hostile-boom", "hostile_boom", boom)
+    app.add_url_rule("/api/v1/hostile-boom", "hostile_api_boom", boom)
+    client = app.test_client()
+    _product_page(client.get("/hostile-boom"), 500, "Something went wrong on our side")
+    response = client.get("/api/v1/hostile-boom")
+    assert response.status_code == 500 and response.get_json()["error"] == "internal_error"
