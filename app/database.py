@@ -107,6 +107,10 @@ def begin_write() -> None:
     session.connection(execution_options={IMMEDIATE: True})
 
 
+# Ids are PostgreSQL ``integer`` columns: beyond this no row can exist, and comparing with a
+# larger number raises instead of finding nothing, so every edge answers such ids "not found".
+MAX_ID = 2**31 - 1
+
 PERSON_LOCK_NAMESPACE = 0x5107  # keeps our advisory locks apart from any other application's
 
 

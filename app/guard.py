@@ -36,8 +36,9 @@ from flask import Flask, request
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**31 - 1  # PostgreSQL ``integer``: ids beyond it cannot exist, and overflow queries
-MIN_YEAR, MAX_YEAR = 1900, 2999  # as the API (app/api/params.py): anything else is a typo
+from app.database import MAX_ID
+
+MIN_YEAR, MAX_YEAR = 1900, 2999  # the API (app/api/params.py) too: anything else is a typo
 API_PREFIX = "/api/"
 
 FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")

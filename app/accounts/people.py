@@ -36,7 +36,7 @@ from app.accounts.service import (
     find_user,
     normalise_email,
 )
-from app.database import utcnow
+from app.database import MAX_ID, utcnow
 from app.extensions import db
 
 DEFAULT_TIMEZONE = "Europe/London"
@@ -45,9 +45,6 @@ LEARNER = "learner"
 EMPLOYER = "employer"
 CSV_COLUMNS = ("email", "name", "role", "timezone", "groups")
 MAX_IMPORT_ROWS = 20_000
-# Ids arrive from URLs and forms; beyond a 32-bit integer no row can exist (PostgreSQL's
-# ``integer`` would raise on the comparison, so such ids are answered "not found" here).
-MAX_ID = 2**31 - 1
 LINKS = ("assigned_agent_id", "mentor_id", "assessor_id", "employer_id")
 LINK_LABELS = {
     "assigned_agent_id": "assigned agent",

@@ -23,7 +23,7 @@ from app.admin.settings import all_settings
 from app.bookings import types
 from app.bookings.availability import candidate_people, load_context
 from app.bookings.models import AvailabilitySource, BookingType
-from app.database import utcnow
+from app.database import MAX_ID, utcnow
 from app.extensions import db
 from app.scheduling.slots import find_slots
 
@@ -31,7 +31,6 @@ bp = Blueprint("booking_types", __name__, url_prefix="/admin/booking-types")
 
 PREVIEW_DAYS = 14
 PREVIEW_COUNT = 5
-MAX_ID = 2**63 - 1
 
 
 def _load(type_id: int) -> BookingType:

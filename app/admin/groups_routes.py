@@ -17,10 +17,10 @@ from app.accounts.access import permission_required
 from app.accounts.models import Group, User, group_members
 from app.accounts.permissions import Perm
 from app.bookings.types import group_in_use
+from app.database import MAX_ID
 from app.extensions import db
 
 bp = Blueprint("groups", __name__, url_prefix="/admin/groups")
-MAX_ID = 2**63 - 1
 
 
 def _load(group_id: int) -> Group:

@@ -36,7 +36,7 @@ from app.accounts.models import Group, Role, User, group_members
 from app.accounts.permissions import Perm
 from app.accounts.service import AccountError, AccountForbidden, can_manage
 from app.bookings.models import Booking, Hold, Status
-from app.database import utcnow
+from app.database import MAX_ID, utcnow
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _int_arg(name: str) -> int | None:
         number = int(value)
     except ValueError:
         abort(400)
-    return number if 0 < number <= svc.MAX_ID else -1
+    return number if 0 < number <= MAX_ID else -1
 
 
 def _checked(name: str) -> bool:

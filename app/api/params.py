@@ -21,13 +21,13 @@ from sqlalchemy import select
 from app.accounts.models import Group, Role, User
 from app.api.errors import ApiError
 from app.bookings.models import BookingType
+from app.database import MAX_ID
 from app.extensions import db
+from app.guard import MAX_YEAR, MIN_YEAR
 from app.scheduling.localtime import NonexistentTimeError, local_to_utc
 
 MAX_RANGE = timedelta(days=62)
-MAX_ID = 2**31 - 1  # ids beyond a 32-bit integer column cannot exist (and would overflow SQL)
 MAX_PEOPLE = 50
-MIN_YEAR, MAX_YEAR = 1900, 2999
 UTC_ZONE = ZoneInfo("UTC")
 
 

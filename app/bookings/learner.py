@@ -25,7 +25,7 @@ from app.bookings import policy, service
 from app.bookings.availability import load_context, slots_for
 from app.bookings.lifecycle import Action, allowed_actions
 from app.bookings.models import HOLDING_STATUSES, Booking, BookingType, Hold, LocationMode
-from app.database import utcnow
+from app.database import MAX_ID, utcnow
 from app.extensions import db
 from app.scheduling.slots import Slot, find_slots
 
@@ -235,7 +235,7 @@ def own_booking(user: User, booking_id: int) -> Booking | None:
     """The booking if it is ``user``'s own to manage here, else None (a 404: ids are not
     probed). A learner's own are those they are the learner of; staff's those they are part
     of and may see."""
-    if not 0 < booking_id < 2**31:
+    if not 0 < booking_id <= MAX_ID:
         return None
     booking = service.get_visible(user, booking_id)
     if booking is None:

@@ -21,6 +21,7 @@ from app.accounts.models import Group, User
 from app.accounts.permissions import Perm
 from app.bookings import policy
 from app.bookings.models import AvailabilitySource, BookingType, LocationMode
+from app.database import MAX_ID
 from app.extensions import db
 
 
@@ -226,7 +227,7 @@ def _group(value: Any) -> Group | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise BookingTypeError("The group must be a group id (a whole number) or null.", "group")
-    group = db.session.get(Group, value) if 0 < value < 2**63 else None
+    group = db.session.get(Group, value) if 0 < value <= MAX_ID else None
     if group is None:
         raise BookingTypeError(f"There is no group with id {value}.", "group")
     return group
