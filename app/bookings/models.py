@@ -30,10 +30,13 @@ class Status(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
+    NO_SHOW = "no_show"  # the visitor did not come within the maximum waiting time
 
 
-# Bookings in these states keep their people's time held.
-HOLDING_STATUSES = frozenset({Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED})
+# Bookings in these states keep their people's time held (the agent waited for a no-show).
+HOLDING_STATUSES = frozenset(
+    {Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW}
+)
 
 
 class LocationMode(StrEnum):
@@ -141,7 +144,7 @@ class Booking(db.Model):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint(
-            "status IN ('provisional','confirmed','rejected','cancelled','completed')",
+            "status IN ('provisional','confirmed','rejected','cancelled','completed','no_show')",
             name="status_known",
         ),
     )
