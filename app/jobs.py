@@ -199,12 +199,26 @@ def queue_meeting_reminders() -> int:
     return emitted
 
 
+@in_app_context
+def purge_outdated_visitors() -> int:
+    """Nightly: remove visitors' personal details once their booking is old enough."""
+    from app.database import begin_write
+    from app.public.purge import purge_outdated_visitors as purge
+
+    begin_write()
+    purged = purge()
+    db.session.commit()
+    return purged
+
+
 SCHEDULE: list[Periodic] = [
     Periodic("outbox-sweep", 60, sweep_outbox),
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
     Periodic("calendar-sync-dispatch", 60, dispatch_calendar_syncs),
     Periodic("notification-reminders", 60, queue_meeting_reminders),
     Periodic("api-token-uses", 60, record_api_token_uses),
+    # Its tick number is the UTC day, so it runs once a night, just after midnight UTC.
+    Periodic("purge-outdated-visitors", 86400, purge_outdated_visitors),
 ]
 
 

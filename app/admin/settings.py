@@ -92,6 +92,15 @@ SETTINGS: dict[str, Setting] = {
             "purge_outdated_events", bool, False, "Purge outdated events at midnight", "general"
         ),
         Setting(
+            "purge_after_days",
+            int,
+            30,
+            "Purge visitor details this many days after the booking",
+            "general",
+            minimum=1,
+            maximum=3650,
+        ),
+        Setting(
             "show_unassigned_bookings",
             bool,
             True,
