@@ -22,6 +22,7 @@ from app.extensions import db
 from app.outbox import DONE, PENDING, OutboxMessage
 
 DEMO_PASSWORD = "slotbook-demo"  # noqa: S105 - printed by `make run`; demo data only
+DEMO_SLOT_AVAILABILITY = 33  # per cent of a group that must be free for a slot (seed 002)
 DEMO_LOGINS = [
     ("owner@demo.slotbook.test", "owner"),
     ("bookings@demo.slotbook.test", "booking manager"),
@@ -160,7 +161,7 @@ def seed(today: datetime | None = None) -> str:
     if find_user(DEMO_LOGINS[0][0]) is not None:
         return ""
     rng = random.Random(20261120)
-    today = today or datetime.now(UTC)
+    today = today or utcnow()
 
     create_user(DEMO_LOGINS[0][0], "Olivia Owner", "owner", DEMO_PASSWORD)
     create_user("admin@demo.slotbook.test", "Adam Admin", "administrator", DEMO_PASSWORD)
@@ -216,6 +217,11 @@ def seed(today: datetime | None = None) -> str:
     db.session.flush()
 
     set_setting("public_scheduling_enabled", True)  # so /book shows something to try
+    # A desk is staffed by whoever is free. At the default 100 % every member of a group must
+    # be free at once, and the public desk (a London full-timer, a New Yorker and a Monday to
+    # Wednesday morning part-timer) never is: /book offered no time at all. A third of the
+    # group is any one of the desk's three agents, or two of the five planners.
+    set_setting("slot_availability_percentage", DEMO_SLOT_AVAILABILITY)
     _working_time(rng, today, agents)
     count = _bookings(rng, today, manager, agents, learners, types)
     _quiet_outbox()
