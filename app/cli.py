@@ -27,6 +27,8 @@ def register_cli(app: Flask) -> None:
     from app.accounts.people_cli import people
 
     app.cli.add_command(people)
+    app.cli.add_command(export_command)
+    app.cli.add_command(import_command)
 
 
 @click.command("create-owner")
@@ -171,3 +173,53 @@ def settings_set(key: str, value: str) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"{key} = {json.dumps(parsed)}")
+
+
+@click.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def export_command(path: str) -> None:
+    """Write the whole organisation to PATH as JSON (no passwords, tokens or credentials)."""
+    import os
+
+    from app.transfer import dump, export_document
+
+    document = export_document(lambda name, count: click.echo(f"  {name}: {count}"))
+    db.session.rollback()  # read-only; end the snapshot
+    temporary = f"{path}.partial"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(dump(document))
+    os.replace(temporary, path)  # a reader never sees half a file
+    click.echo(
+        f"Exported {len(document['people'])} people and {len(document['bookings'])} "
+        f"bookings to {path}."
+    )
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@with_appcontext
+def import_command(path: str) -> None:
+    """Load an export into this EMPTY database, all or nothing, keeping every id."""
+    from app.transfer import TransferError, import_document, parse
+
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        document = parse(raw)
+        summary = import_document(document, lambda name, count: click.echo(f"  {name}: {count}"))
+    except TransferError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{exc} Nothing was imported.") from exc
+    db.session.commit()
+    total = sum(summary.counts.values())
+    click.echo(
+        f"Imported {total} rows: {summary.counts['people']} people, "
+        f"{summary.counts['booking_types']} booking types, {summary.counts['bookings']} "
+        f"bookings, {summary.counts['polls']} polls."
+    )
+    click.echo(
+        'Imported people have no password: they sign in after "Forgot your password?" or '
+        "a new invitation. API tokens, calendar feeds and linked calendars are not moved: "
+        "create them again (`flask tokens create EMAIL`)."
+    )
