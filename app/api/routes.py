@@ -41,6 +41,7 @@ STATUS_CHANGES = {
     "confirmed": service.approve,
     "rejected": service.reject,
     "completed": service.complete,
+    "no_show": service.mark_no_show,
 }
 DESCRIPTION_MAX = 10_000
 

@@ -526,7 +526,7 @@ class Attendee(Out):
 class Booking(Out):
     id: int
     uid: str = Field(description="Stable iCalendar UID.")
-    status: Literal["provisional", "confirmed", "rejected", "cancelled", "completed"]
+    status: Literal["provisional", "confirmed", "rejected", "cancelled", "completed", "no_show"]
     booking_type: str = Field(description="The booking type's slug.")
     title: str
     description: str
@@ -600,16 +600,18 @@ class BookingPatch(Body):
     error_messages: ClassVar[dict[str, str]] = {
         "start": START_MESSAGE,
         "status": (
-            "status may be confirmed, rejected or completed; "
+            "status may be confirmed, rejected, completed or no_show; "
             "cancel with POST /api/v1/bookings/{id}/cancel."
         ),
     }
 
     start: Instant = optional(description="Reschedule. " + DATETIME_RULES)
-    status: Literal["confirmed", "rejected", "completed"] = optional(
+    status: Literal["confirmed", "rejected", "completed", "no_show"] = optional(
         description=(
             "confirmed approves a provisional booking, rejected rejects it, completed marks a "
-            "started confirmed booking done. To cancel, POST to /bookings/{booking_id}/cancel."
+            "started confirmed booking done, no_show marks a confirmed booking whose visitor "
+            "did not come (after the maximum waiting time). To cancel, POST to "
+            "/bookings/{booking_id}/cancel."
         )
     )
     description: str | None = Field(None, max_length=DESCRIPTION_MAX)

@@ -4,6 +4,7 @@
     provisional --reject---> rejected
     provisional|confirmed --cancel--> cancelled
     provisional|confirmed --reschedule--> (same status, new time)
+    confirmed --no_show--> no_show   (only after the start + the maximum waiting time)
     confirmed|completed --rebook--> a new booking linked to this one (B4); this one unchanged
 
 Rejected and cancelled are final. Withdrawing a provisional request is a cancel, because the
@@ -24,6 +25,7 @@ class Action(StrEnum):
     COMPLETE = "complete"
     RESCHEDULE = "reschedule"
     REBOOK = "rebook"
+    NO_SHOW = "no_show"
 
 
 class TransitionError(Exception):
@@ -42,6 +44,7 @@ PAST_TENSE = {
     Action.COMPLETE: "marked as completed",
     Action.RESCHEDULE: "rescheduled",
     Action.REBOOK: "rebooked",
+    Action.NO_SHOW: "marked as a no-show",
 }
 
 # action -> {from status: to status}; REBOOK leaves the original's status as it is.
@@ -52,6 +55,7 @@ TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.COMPLETE: {Status.CONFIRMED: Status.COMPLETED},
     Action.RESCHEDULE: {Status.PROVISIONAL: Status.PROVISIONAL, Status.CONFIRMED: Status.CONFIRMED},
     Action.REBOOK: {Status.CONFIRMED: Status.CONFIRMED, Status.COMPLETED: Status.COMPLETED},
+    Action.NO_SHOW: {Status.CONFIRMED: Status.NO_SHOW},
 }
 
 

@@ -23,6 +23,7 @@ ACTION_PERMISSION: dict[Action, Perm] = {
     Action.REJECT: Perm.BOOKINGS_APPROVE,
     Action.CANCEL: Perm.BOOKINGS_DELETE,
     Action.COMPLETE: Perm.BOOKINGS_EDIT,
+    Action.NO_SHOW: Perm.BOOKINGS_EDIT,
     Action.RESCHEDULE: Perm.BOOKINGS_EDIT,
     Action.REBOOK: Perm.BOOKINGS_CREATE,
 }

@@ -48,6 +48,7 @@ SIMPLE_ACTIONS = {
     Action.REJECT: service.reject,
     Action.CANCEL: service.cancel,
     Action.COMPLETE: service.complete,
+    Action.NO_SHOW: service.mark_no_show,
 }
 PAGE_SIZE = 100
 
@@ -266,6 +267,7 @@ def _detail(
         for a in allowed_actions(booking.status)
         if policy.can(current_user, a, booking)
         and not (a == Action.COMPLETE and booking.starts_at > utcnow())  # refused until it starts
+        and not (a == Action.NO_SHOW and service.no_show_from(booking) > utcnow())
     ]
     attendee_form = forms.get("attendee_form") or AttendeeForm()
     attendee_form.user_id.choices = [(0, "— choose —")] + [
@@ -319,7 +321,7 @@ def _run(booking: Booking, change, success: str, **forms):
     return redirect(url_for("bookings.detail", booking_id=target), 303)
 
 
-@bp.post("/<int:booking_id>/<any(approve,reject,cancel,complete):action>")
+@bp.post("/<int:booking_id>/<any(approve,reject,cancel,complete,no_show):action>")
 @login_required
 def act(booking_id: int, action: str):
     booking = _load(booking_id)
@@ -337,6 +339,7 @@ PAST = {
     Action.REJECT: "rejected",
     Action.CANCEL: "cancelled",
     Action.COMPLETE: "marked as completed",
+    Action.NO_SHOW: "marked as a no-show",
 }
 
 

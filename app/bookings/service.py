@@ -432,6 +432,25 @@ def complete(actor: User | None, booking: Booking, now: datetime | None = None) 
     return _transition(actor, booking, Action.COMPLETE, "booking.completed")
 
 
+def no_show_from(booking: Booking) -> datetime:
+    """When a booking may be marked a no-show: its start plus the maximum waiting time (the
+    organisation setting), so nobody is marked absent while they may still be joining."""
+    from app.admin.settings import get_setting  # settings sit beside bookings, not below
+
+    return booking.starts_at + timedelta(minutes=int(get_setting("max_waiting_minutes")))
+
+
+def mark_no_show(actor: User | None, booking: Booking, now: datetime | None = None) -> Booking:
+    """The visitor did not come: confirmed -> no_show, once the waiting time is over."""
+    lock_booking(booking)
+    next_status(booking.status, Action.NO_SHOW)  # a status error outranks a timing one
+    if no_show_from(booking) > (now or utcnow()):
+        raise BookingError(
+            "A booking can be marked as a no-show only after the maximum waiting time."
+        )
+    return _transition(actor, booking, Action.NO_SHOW, "booking.no_show")
+
+
 def reschedule(
     actor: User | None,
     booking: Booking,

@@ -31,6 +31,7 @@ HEADLINES: dict[Rule, str] = {
     Rule.MEETING_RESCHEDULED: "Meeting rescheduled",
     Rule.MEETING_CANCELLED: "Meeting cancelled",
     Rule.MEETING_REJECTED: "Booking rejected",
+    Rule.MEETING_NO_SHOW: "Marked as no-show",
     Rule.REMINDER: "Reminder",
     Rule.VISITOR_CONFIRM_REQUEST: "Please confirm your booking",
     Rule.VISITOR_BOOKED: "Booking confirmed",

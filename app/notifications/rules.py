@@ -34,6 +34,7 @@ class Rule(StrEnum):
     MEETING_RESCHEDULED = "meeting_rescheduled"
     MEETING_CANCELLED = "meeting_cancelled"
     MEETING_REJECTED = "meeting_rejected"
+    MEETING_NO_SHOW = "meeting_no_show"
     REMINDER = "reminder"
     VISITOR_CONFIRM_REQUEST = "visitor_confirm_request"
     VISITOR_BOOKED = "visitor_booked"
@@ -74,6 +75,9 @@ RULES: dict[Rule, RuleInfo] = {
     ),
     Rule.MEETING_REJECTED: RuleInfo(
         "Meeting booking rejected", "meeting_rejected", "CANCEL", _MAIL_AND_BELL
+    ),
+    Rule.MEETING_NO_SHOW: RuleInfo(
+        "Visitor marked as no-show", "meeting_no_show", None, _MAIL_AND_BELL
     ),
     Rule.REMINDER: RuleInfo("Meeting reminder", "reminder", None, _MAIL_AND_BELL),
     Rule.VISITOR_CONFIRM_REQUEST: RuleInfo(
@@ -117,6 +121,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger("booking.updated", "confirmed", Rule.MEETING_UPDATED, _A),
     Trigger("booking.rescheduled", None, Rule.MEETING_RESCHEDULED, _A),
     Trigger("booking.cancelled", None, Rule.MEETING_CANCELLED, _A),
+    Trigger("booking.no_show", None, Rule.MEETING_NO_SHOW, _A),
     Trigger("attendee.removed", "confirmed", Rule.MEETING_CANCELLED, _ONE),
     Trigger("attendee.added", "confirmed", Rule.MEETING_INVITE, _ONE),
     # Reminders (N3), visitors (S4, S5), polls (A5), calendar links (K6)

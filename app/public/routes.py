@@ -14,6 +14,7 @@ from app.extensions import db
 from app.guard import parse_day, parse_instant
 from app.htmx import render
 from app.public import forms, service, tokens
+from app.public.joining import joining
 from app.public.limits import limit_booking_posts, limit_slot_queries
 from app.public.models import PublicBooking
 from app.public.tokens import LinkState, Purpose
@@ -290,7 +291,12 @@ def manage(token: str):
     if problem:
         return problem
     return _page(
-        "public/manage.html", token=token, record=record, booking=row.booking, **_when(record)
+        "public/manage.html",
+        token=token,
+        record=record,
+        booking=row.booking,
+        join=joining(row.booking),
+        **_when(record),
     )
 
 
