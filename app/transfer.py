@@ -63,6 +63,13 @@ class Section:
     table: str
     omit: frozenset[str] = frozenset()
     regenerate: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # A feature's table that a build may not have (it is then not in the document either).
+    optional: bool = False
+
+
+def sections() -> list[Section]:
+    """The sections of this build, in foreign-key order."""
+    return [s for s in SECTIONS if not s.optional or s.table in db.metadata.tables]
 
 
 def _new_session_token() -> str:
@@ -110,7 +117,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("poll_answers", "poll_answers"),
     # The outbox row behind a notification is not exported, so its id is not either.
     Section("notifications", "notifications", omit=frozenset({"source_message_id"})),
-    Section("branding_assets", "branding_assets"),  # the logo's bytes, base64
+    Section("branding_assets", "branding_assets", optional=True),  # the logo's bytes, base64
 )
 
 NOT_EXPORTED: dict[str, str] = {
@@ -269,7 +276,7 @@ def export_document(progress: Callable[[str, int], None] | None = None) -> dict[
         "exported_at": _iso_utc(utcnow()),
         "schema": schema_revision(),
     }
-    for section in SECTIONS:
+    for section in sections():
         table = _table(section)
         columns = _columns(section)
         result = session.execute(select(*columns).order_by(*_order(table)))
@@ -311,7 +318,7 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     All of it before the first write, so a bad file is refused with the first problem named
     and the database is not touched.
     """
-    expected = {"format", "version", "exported_at", "schema"} | {s.name for s in SECTIONS}
+    expected = {"format", "version", "exported_at", "schema"} | {s.name for s in sections()}
     missing = sorted(expected - document.keys())
     if missing:
         raise TransferError(f"The file has no {', '.join(missing)} section(s).")
@@ -328,7 +335,7 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
     rows_by_table: dict[str, list[dict[str, Any]]] = {}
     keys_by_table: dict[str, set] = {}
-    for section in SECTIONS:
+    for section in sections():
         table = _table(section)
         columns = {c.name: c for c in _columns(section)}
         rows = document[section.name]
@@ -363,7 +370,7 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         keys_by_table[section.table] = seen
 
     # References: every id a row points at is in the file (clearer than a database error).
-    for section in SECTIONS:
+    for section in sections():
         for column in _columns(section):
             for fk in column.foreign_keys:
                 target = fk.column.table.name
@@ -382,7 +389,7 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def _occupied_tables() -> dict[str, int]:
     counts: dict[str, int] = {}
-    for section in SECTIONS:
+    for section in sections():
         if section.table in REPLACEABLE:
             continue
         table = _table(section)
@@ -401,7 +408,7 @@ def _reset_sequences() -> None:
     conn = db.session.connection()
     if conn.dialect.name != "postgresql":
         return  # SQLite hands out max(rowid) + 1 by itself
-    for section in SECTIONS:
+    for section in sections():
         table = _table(section)
         pk = list(table.primary_key.columns)
         if len(pk) != 1 or pk[0].name != "id" or not isinstance(pk[0].type, Integer):
@@ -435,11 +442,11 @@ def import_document(
     conn = session.connection()
     # Built-in roles, permissions and settings a setup step may have made are replaced by the
     # file's, in reverse dependency order.
-    for section in reversed(SECTIONS):
+    for section in reversed(sections()):
         if section.table in REPLACEABLE:
             conn.execute(_table(section).delete())
     counts: dict[str, int] = {}
-    for section in SECTIONS:
+    for section in sections():
         table = _table(section)
         rows = rows_by_table[section.table]
         selfrefs = _self_references(table)
