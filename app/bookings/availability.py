@@ -200,18 +200,26 @@ def load_context(
         load[person_id] += 1
         if type_id == booking_type.id:
             per_day[person_id][b_start.astimezone(zones[person_id]).date()] += 1
-    for person_id, b_start, b_end in connection.execute(
-        select(BusyBlock.person_id, BusyBlock.starts_at, BusyBlock.ends_at).where(
-            BusyBlock.person_id.in_(ids),
-            BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
-            BusyBlock.starts_at < hi,
-            BusyBlock.ends_at > lo,
+    # "Compute availability from calendars" off: linked calendars are still synced and shown
+    # on the calendar, but neither their busy time nor their staleness decides any slot.
+    use_calendars = bool(settings["compute_availability"])
+    blocks = (
+        connection.execute(
+            select(BusyBlock.person_id, BusyBlock.starts_at, BusyBlock.ends_at).where(
+                BusyBlock.person_id.in_(ids),
+                BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
+                BusyBlock.starts_at < hi,
+                BusyBlock.ends_at > lo,
+            )
         )
-    ):
+        if use_calendars
+        else []
+    )
+    for person_id, b_start, b_end in blocks:
         busy[person_id].append(Interval(b_start, b_end))
 
     default_week = organisation_week(settings)
-    problems = stale_people(ids, now)
+    problems = stale_people(ids, now) if use_calendars else {}
     engine_people = [
         Person(
             id=p.id,
