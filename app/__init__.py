@@ -76,7 +76,8 @@ def _import_models() -> None:
     import app.notifications.planner
     import app.notifications.sms
     import app.outbox
-    import app.polls.models  # noqa: F401
+    import app.polls.models
+    import app.webhooks.handler  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -98,6 +99,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.notifications.routes import bp as notifications_bp
     from app.polls.routes import bp as polls_bp
     from app.public.routes import bp as public_bp
+    from app.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(hours_bp)
@@ -117,6 +119,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(connections_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(webhooks_bp)
     # The API authenticates only with bearer tokens, never cookies, so a forged cross-site
     # request carries no credentials and CSRF tokens have nothing to protect (app/api/auth.py).
     csrf.exempt(api_bp)

@@ -1115,6 +1115,7 @@ from tests.accounts import (  # noqa: E402
     perm_learner,
     perm_passwords,
     perm_people,
+    perm_webhooks,
 )
 
 _TABLES = {
@@ -1126,7 +1127,14 @@ _TABLES = {
     "PUBLIC_ENDPOINTS": PUBLIC_ENDPOINTS,
     "PUBLIC_POST_BUILDERS": PUBLIC_POST_BUILDERS,
 }
-for _area in (perm_people, perm_groups, perm_booking_types, perm_passwords, perm_learner):
+for _area in (
+    perm_people,
+    perm_groups,
+    perm_booking_types,
+    perm_passwords,
+    perm_learner,
+    perm_webhooks,
+):
     _area.register(_TABLES)
 
 # The calendar routes go last in the sweeps: a newly linked calendar is unread until its first
