@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin.groups_routes import bp as groups_bp
     from app.admin.people_routes import bp as people_bp
     from app.admin.routes import bp as admin_bp
+    from app.admin.settings_routes import bp as settings_screens_bp
     from app.api import bp as api_bp
     from app.bookings.capacity_routes import bp as capacity_bp
     from app.bookings.learner_routes import bp as learner_bp
@@ -113,6 +114,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(booking_types_bp)
     app.register_blueprint(groups_bp)
     app.register_blueprint(people_bp)
+    app.register_blueprint(settings_screens_bp)
     app.register_blueprint(polls_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)

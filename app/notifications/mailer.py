@@ -61,9 +61,12 @@ def build_message(payload: dict, message_id: int) -> EmailMessage:
     """The MIME message: plain text, HTML and (for bookings) the calendar part, plus the
     .ics attachment. The Message-ID is derived from the outbox row, so a resend after a
     crash between sending and committing reaches clients as the same message."""
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    sender = str(get_setting("mailer_from_address")) or current_app.config["MAIL_DEFAULT_SENDER"]
     email = EmailMessage()
     email["From"] = formataddr((_one_line(str(get_setting("mailer_from_name"))), sender))
+    reply_to = str(get_setting("mailer_reply_to"))
+    if reply_to:
+        email["Reply-To"] = reply_to
     email["To"] = formataddr((_one_line(payload.get("to_name") or ""), payload["to"]))
     email["Subject"] = _one_line(payload["subject"])
     email["Date"] = formatdate(usegmt=True)
@@ -85,17 +88,16 @@ def build_message(payload: dict, message_id: int) -> EmailMessage:
     return email
 
 
-def send(email: EmailMessage) -> None:
-    """Hand the message to the configured SMTP server; raise on any failure."""
+def send(email: EmailMessage, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
+    """Hand the message to the configured SMTP server; raise on any failure. (The settings
+    screen's test email passes a shorter ``timeout``: a person is waiting.)"""
     config = current_app.config
     host, port = config["MAIL_SERVER"], int(config["MAIL_PORT"])
     if config.get("MAIL_USE_SSL"):
         context = ssl.create_default_context()
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-            host, port, timeout=SMTP_TIMEOUT_SECONDS, context=context
-        )
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS)
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
     with smtp:
         if config.get("MAIL_USE_TLS") and not config.get("MAIL_USE_SSL"):
             smtp.starttls(context=ssl.create_default_context())

@@ -772,6 +772,7 @@ SESSION_ONLY_POSTS = {
     "connections.microsoft_start",
     "connections.add_ics",
     "connections.add_caldav",
+    "settings_screens.test_email",  # only talks to SMTP (tests/admin/test_settings_screens.py)
 }
 
 
@@ -1115,6 +1116,7 @@ from tests.accounts import (  # noqa: E402
     perm_learner,
     perm_passwords,
     perm_people,
+    perm_settings,
     perm_webhooks,
 )
 
@@ -1133,6 +1135,7 @@ for _area in (
     perm_booking_types,
     perm_passwords,
     perm_learner,
+    perm_settings,
     perm_webhooks,
 ):
     _area.register(_TABLES)
