@@ -16,8 +16,8 @@ from app.outbox import reseal_pending
 
 
 def reseal_all() -> tuple[int, int]:
-    """Re-seal every connection secret, and the links of outbox rows not delivered yet, not
-    sealed with the newest key; commit.
+    """Re-seal every connection secret, webhook signing secret, and the links of outbox rows
+    not delivered yet, not sealed with the newest key; commit.
 
     Returns (re-sealed, secrets in total). A secret that no configured key opens raises
     ``DecryptionError`` and nothing is saved, so a missing old key is noticed, not hidden.
@@ -28,5 +28,8 @@ def reseal_all() -> tuple[int, int]:
     ).all()
     resealed = sum(1 for connection in connections if connection.reseal_if_old())
     links_resealed, links = reseal_pending()
+    from app.webhooks.service import reseal_secrets  # webhook signing secrets, same keys
+
+    hooks_resealed, hooks = reseal_secrets()
     db.session.commit()
-    return resealed + links_resealed, len(connections) + links
+    return resealed + links_resealed + hooks_resealed, len(connections) + links + hooks

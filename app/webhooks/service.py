@@ -106,6 +106,22 @@ def delete_webhook(webhook: Webhook) -> None:
     db.session.flush()
 
 
+def reseal_secrets() -> tuple[int, int]:
+    """Re-seal every signing secret not sealed with the newest key (``flask rotate-keys``);
+    returns (re-sealed, secrets). Flushes; the caller commits."""
+    from app.security import keyring
+
+    ring = keyring()
+    webhooks = db.session.scalars(select(Webhook)).all()
+    resealed = 0
+    for webhook in webhooks:
+        if ring.needs_rotation(webhook.secret_sealed):
+            webhook.secret_sealed = ring.encrypt(ring.decrypt(webhook.secret_sealed))
+            resealed += 1
+    db.session.flush()
+    return resealed, len(webhooks)
+
+
 def subscribers(event: str) -> list[Webhook]:
     rows = db.session.scalars(select(Webhook).where(Webhook.active.is_(True))).all()
     return [w for w in rows if w.wants(event)]
