@@ -369,6 +369,8 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         rows_by_table[section.table] = prepared
         keys_by_table[section.table] = seen
 
+    _check_settings(rows_by_table["org_settings"])
+
     # References: every id a row points at is in the file (clearer than a database error).
     for section in sections():
         for column in _columns(section):
@@ -385,6 +387,22 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                             f"{value}, which is not in the file."
                         )
     return rows_by_table
+
+
+def _check_settings(rows: list[dict[str, Any]]) -> None:
+    """Settings get the same typed checks as the settings screens, so a file cannot store a
+    value the product would choke on. A key this release does not define is kept as it was
+    (the source database had it too), never interpreted."""
+    from app.admin.settings import SETTINGS, SettingError
+
+    for index, row in enumerate(rows):
+        definition = SETTINGS.get(row["key"])
+        if definition is None:
+            continue
+        try:
+            row["value"] = definition.validate(row["value"])
+        except SettingError as exc:
+            raise TransferError(f"settings[{index}] ({row['key']}): {exc}") from exc
 
 
 def _occupied_tables() -> dict[str, int]:

@@ -357,6 +357,9 @@ def _corrupt(document: dict, how: str) -> dict:
         bad["holds"][0]["person_id"] = 999
     elif how == "null required":
         bad["booking_types"][0]["name"] = None
+    elif how == "bad setting":
+        stamp = "2030-01-01T00:00:00Z"
+        bad["settings"] = [{"key": "booking_horizon_days", "updated_at": stamp, "value": "lots"}]
     elif how == "not a list":
         bad["roles"] = {"id": 1}
     return bad
@@ -374,6 +377,7 @@ CORRUPTIONS = {
     "dangling reference": "holds[0].person_id: refers to users 999, which is not in the file",
     "null required": "booking_types[0].name: a value is required",
     "not a list": "roles: expected a list of rows",
+    "bad setting": "settings[0] (booking_horizon_days):",
 }
 
 
