@@ -85,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.profile_routes import bp as profile_bp
     from app.accounts.profile_routes import links_bp as password_links_bp
     from app.accounts.routes import bp as accounts_bp
+    from app.accounts.tokens_routes import bp as tokens_bp
     from app.admin.booking_types_routes import bp as booking_types_bp
     from app.admin.groups_routes import bp as groups_bp
     from app.admin.people_routes import bp as people_bp
@@ -105,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(hours_bp)
     app.register_blueprint(profile_bp)
+    app.register_blueprint(tokens_bp)
     app.register_blueprint(password_links_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(calendar_bp)

@@ -1117,6 +1117,7 @@ from tests.accounts import (  # noqa: E402
     perm_passwords,
     perm_people,
     perm_settings,
+    perm_tokens,
     perm_webhooks,
 )
 
@@ -1136,6 +1137,7 @@ for _area in (
     perm_passwords,
     perm_learner,
     perm_settings,
+    perm_tokens,
     perm_webhooks,
 ):
     _area.register(_TABLES)
