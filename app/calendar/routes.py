@@ -6,13 +6,14 @@ One URL serves the whole page and, for HTMX navigation, just the ``#calendar`` f
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.accounts.permissions import Perm
+from app.calendar import setup
 from app.calendar.queries import BadRequest, default_scope, load_calendar, parse_params
 from app.database import utcnow
-from app.htmx import render
+from app.htmx import render, wants_fragment
 
 bp = Blueprint("calendar", __name__)
 
@@ -24,9 +25,33 @@ def _vary(response):
     return response
 
 
+def _setup_checklist():
+    """The first-run checklist instead of an empty calendar, for people who can set up an
+    organisation that has no booking type or no staff yet (``?setup=skip`` shows the
+    calendar anyway; HTMX navigation inside the calendar never gets the checklist)."""
+    if request.args.get("setup") == "skip" or wants_fragment():
+        return None
+    if not (setup.can_set_up(current_user) and setup.organisation_is_empty(current_user)):
+        return None
+    general = url_for("settings_screens.section", slug="general")
+    urls = {
+        "organisation": general,
+        "hours": url_for("hours.page"),
+        "staff": url_for("people.new"),
+        "booking_type": url_for("booking_types.new"),
+        "calendars": url_for("connections.index"),
+        "public": general,
+    }
+    steps = setup.checklist(current_user, urls)
+    return render_template("calendar/setup.html", steps=steps)
+
+
 @bp.get("/calendar")
 @login_required
 def index():
+    checklist = _setup_checklist()
+    if checklist is not None:
+        return checklist
     today = utcnow().astimezone(current_user.zone).date()
     try:
         params = parse_params(request.args, today=today, scope=default_scope(current_user))
