@@ -169,7 +169,8 @@ def test_htmx_post_returns_the_fragment_with_a_message(app, client, token):
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "Vary" in response.headers
-    assert html.lstrip().startswith('<div id="settings-section">') and "<nav" not in html
+    assert html.lstrip().startswith('<div id="settings-section" data-swap-errors>')
+    assert "<nav" not in html
     assert "Time settings saved (1 changed)." in html
     assert _value(app, "join_early_minutes") == 10
 
