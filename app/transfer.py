@@ -46,6 +46,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 
 from app.database import MAX_ID, UTCDateTime, begin_write, utcnow
 from app.extensions import db
@@ -319,9 +320,13 @@ def _validate(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     and the database is not touched.
     """
     expected = {"format", "version", "exported_at", "schema"} | {s.name for s in sections()}
+    for section in sections():  # a build without the feature wrote none of its rows
+        if section.optional:
+            document.setdefault(section.name, [])
     missing = sorted(expected - document.keys())
     if missing:
-        raise TransferError(f"The file has no {', '.join(missing)} section(s).")
+        noun = "section" if len(missing) == 1 else "sections"
+        raise TransferError(f"The file has no {', '.join(missing)} {noun}.")
     unknown = sorted(document.keys() - expected)
     if unknown:
         raise TransferError(f"The file has unknown section(s): {', '.join(unknown)}.")
@@ -472,15 +477,21 @@ def import_document(
         if selfrefs:
             later = [r for r in rows if any(r[c] is not None for c in selfrefs)]
             rows = [{**r, **dict.fromkeys(selfrefs)} for r in rows]
-        if rows:
-            conn.execute(table.insert(), rows)
         # Columns with an ``onupdate`` (updated_at) are given their file value, or the
         # second pass would stamp them with the import time.
         kept = [*selfrefs, *(c.name for c in table.columns if c.onupdate is not None)]
-        for row in later:
-            conn.execute(
-                table.update().where(table.c.id == row["id"]).values({c: row[c] for c in kept})
-            )
+        try:
+            if rows:
+                conn.execute(table.insert(), rows)
+            for row in later:
+                conn.execute(
+                    table.update().where(table.c.id == row["id"]).values({c: row[c] for c in kept})
+                )
+        except IntegrityError as exc:
+            # The rules only the database states (an end before a start, a weekday of 9, two
+            # overlapping holds, a repeated email): the file breaks one; name it.
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise TransferError(f"{section.name}: the database refused a row ({reason}).") from exc
         counts[section.name] = len(rows)
         if progress:
             progress(section.name, len(rows))

@@ -360,6 +360,18 @@ def _corrupt(document: dict, how: str) -> dict:
     elif how == "bad setting":
         stamp = "2030-01-01T00:00:00Z"
         bad["settings"] = [{"key": "booking_horizon_days", "updated_at": stamp, "value": "lots"}]
+    elif how == "ends before start":
+        bad["time_off"] = [
+            {
+                "id": 1,
+                "user_id": bad["people"][0]["id"],
+                "starts_at": "2030-01-02T00:00:00Z",
+                "ends_at": "2030-01-01T00:00:00Z",
+                "reason": "",
+            }
+        ]
+    elif how == "repeated email":
+        bad["people"].append({**bad["people"][0], "id": 2})
     elif how == "not a list":
         bad["roles"] = {"id": 1}
     return bad
@@ -377,6 +389,8 @@ CORRUPTIONS = {
     "dangling reference": "holds[0].person_id: refers to users 999, which is not in the file",
     "null required": "booking_types[0].name: a value is required",
     "not a list": "roles: expected a list of rows",
+    "ends before start": "time_off: the database refused a row (",
+    "repeated email": "people: the database refused a row (",
     "bad setting": "settings[0] (booking_horizon_days):",
 }
 
