@@ -19,7 +19,7 @@ from app import htmx
 from app.accounts.access import permission_required
 from app.accounts.models import LearnerProfile, Role, User
 from app.accounts.permissions import Perm
-from app.bookings import policy, service
+from app.bookings import policy, service, unassigned
 from app.bookings.forms import (
     ActionForm,
     AttendeeForm,
@@ -51,6 +51,14 @@ SIMPLE_ACTIONS = {
     Action.NO_SHOW: service.mark_no_show,
 }
 PAGE_SIZE = 100
+
+
+@bp.app_template_global()
+def to_assign_lane() -> list[Booking] | None:
+    """The signed-in agent's "To assign" bookings for the calendar page (None: no lane)."""
+    if not current_user.is_authenticated:
+        return None
+    return unassigned.lane_for(current_user)
 
 
 @bp.app_template_global()
@@ -341,6 +349,30 @@ PAST = {
     Action.COMPLETE: "marked as completed",
     Action.NO_SHOW: "marked as a no-show",
 }
+
+
+@bp.post("/<int:booking_id>/take")
+@login_required
+def take(booking_id: int):
+    """ "Take it" from the To-assign lane: only a booking the lane would show exists here."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not unassigned.lane_enabled() or not unassigned.is_unassigned(booking):
+        abort(404)
+    if not unassigned.may_take(current_user):
+        abort(403)
+    ActionForm().validate_on_submit()  # CSRF is enforced globally
+    try:
+        service.take_over(current_user, booking)
+        db.session.commit()
+    except policy.PermissionDenied:
+        db.session.rollback()
+        abort(403)
+    except (service.BookingError, service.ConflictError) as exc:  # taken, or not free then
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("calendar.index"), 303)
+    flash("You took this booking; it is now on your calendar.", "success")
+    return redirect(url_for("bookings.detail", booking_id=booking.id), 303)
 
 
 @bp.post("/<int:booking_id>/reschedule")

@@ -451,6 +451,33 @@ def mark_no_show(actor: User | None, booking: Booking, now: datetime | None = No
     return _transition(actor, booking, Action.NO_SHOW, "booking.no_show")
 
 
+def take_over(actor: User, booking: Booking) -> Booking:
+    """An agent takes an unassigned booking (see ``app.bookings.unassigned``): they replace the
+    departed owner, their time is held and checked like any booking's, and attendees are told
+    of the change. Refused once someone else took it, or when the lane is switched off."""
+    from app.bookings import unassigned  # it reads settings, which sit beside bookings
+
+    lock_booking(booking)
+    if not (unassigned.lane_enabled() and unassigned.may_take(actor)):
+        raise policy.PermissionDenied("You do not have permission to do that.")
+    if not unassigned.is_unassigned(booking):
+        raise BookingError("Someone has already taken this booking.")
+    _require_available(booking.booking_type, [actor], booking.starts_at, "staff", booking)
+    old = booking.owner.name if booking.owner else None
+    for attendee in list(booking.attendees):
+        if attendee.user_id is not None and attendee.user_id == booking.owner_id:
+            booking.attendees.remove(attendee)
+    if not any(a.user_id == actor.id for a in booking.attendees):
+        booking.attendees.append(
+            Attendee(user_id=actor.id, user=actor, role=_role_for(actor, booking.learner))
+        )
+    booking.owner_id, booking.owner = actor.id, actor
+    booking.sequence += 1
+    _sync_holds(booking)
+    _record(booking, actor, "taken", {"owner": [old, actor.name]}, "booking.updated")
+    return booking
+
+
 def reschedule(
     actor: User | None,
     booking: Booking,

@@ -165,6 +165,7 @@ def _act(world: World, holder, actor) -> list[Req]:
         "reject": "provisional",
         "cancel": "confirmed",
         "complete": "past",
+        "no_show": "past",  # started days ago: long past any waiting time
     }
     reqs = []
     for action, state in states.items():
@@ -1117,6 +1118,7 @@ from tests.accounts import (  # noqa: E402
     perm_passwords,
     perm_people,
     perm_settings,
+    perm_to_assign,
     perm_tokens,
     perm_webhooks,
 )
@@ -1139,6 +1141,7 @@ for _area in (
     perm_settings,
     perm_tokens,
     perm_webhooks,
+    perm_to_assign,
 ):
     _area.register(_TABLES)
 

@@ -47,7 +47,13 @@ def _assert_table_covers(app) -> None:
             f"{endpoint} is now permission_required: move it to GUARDED_BUILDERS"
         )
     act_rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "bookings.act")
-    assert act_rule._converters["action"].items == {"approve", "reject", "cancel", "complete"}
+    assert act_rule._converters["action"].items == {
+        "approve",
+        "reject",
+        "cancel",
+        "complete",
+        "no_show",
+    }
 
 
 def test_every_route_is_in_the_table(app):
