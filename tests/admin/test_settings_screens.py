@@ -409,3 +409,48 @@ def test_cli_set_keeps_working_and_checks_the_same_rules(app):
         in listing
     )
     assert re.search(r"^slot_text_colour = ", listing, re.M)
+
+
+def test_test_email_holds_no_database_lock_while_smtp_hangs(app, factory, smtp_server):
+    """While the SMTP server says nothing, another admin's save goes through at once (the
+    test email's request closed its transaction before talking to SMTP); once the server
+    answers, the test email is sent and reported."""
+    import threading
+    import time
+
+    from tests.fakes.holding_relay import HoldingRelay
+
+    relay = HoldingRelay(smtp_server.port, holding=True)
+    app.config["MAIL_PORT"] = relay.port
+    owner = factory.user("owner", email="owner@example.test", name="Olive Owner")
+    admin = factory.user("administrator", email="admin@example.test", name="Adam Admin")
+    sender, saver = app.test_client(), app.test_client()
+    login(sender, owner.email)
+    login(saver, admin.email)
+    sender_token = csrf_from(sender, "/admin/settings/mailer")
+    saver_token = csrf_from(saver, "/admin/settings/time")
+    answers: list = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            sender.post(
+                "/admin/settings/mailer/test",
+                data={"csrf_token": sender_token},
+                headers={"HX-Request": "true"},
+            )
+        )
+    )
+    thread.start()
+    try:
+        assert relay.held.wait(5), "the test email never reached the SMTP server"
+        started = time.monotonic()
+        saved = _post(saver, "time", saver_token, {"reminder_minutes": "25"})
+        assert saved.status_code == 303
+        assert time.monotonic() - started < 2
+        assert _value(app, "reminder_minutes") == 25
+    finally:
+        relay.release()
+        thread.join(15)
+        relay.close()
+    [answer] = answers
+    assert "A test email was sent to owner@example.test" in answer.get_data(as_text=True)
+    assert [m.to for m in smtp_server.messages] == [["owner@example.test"]]
