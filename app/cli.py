@@ -187,9 +187,14 @@ def export_command(path: str) -> None:
     document = export_document(lambda name, count: click.echo(f"  {name}: {count}"))
     db.session.rollback()  # read-only; end the snapshot
     temporary = f"{path}.partial"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(dump(document))
-    os.replace(temporary, path)  # a reader never sees half a file
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(dump(document))
+        os.replace(temporary, path)  # a reader never sees half a file
+    except OSError as exc:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise click.ClickException(f"Could not write {path}: {exc.strerror}.") from exc
     click.echo(
         f"Exported {len(document['people'])} people and {len(document['bookings'])} "
         f"bookings to {path}."

@@ -465,3 +465,12 @@ def test_every_table_is_exported_or_deliberately_left_out():
                 for fk in column.foreign_keys:
                     target = fk.column.table.name
                     assert target in exported[: position + 1], (section.name, column.name)
+
+
+def test_an_unwritable_export_path_is_a_clear_error(app, tmp_path):
+    """A folder that does not exist: exit 1 with the reason, and no half-written file."""
+    path = tmp_path / "missing-folder" / "export.json"
+    result = cli(app, "export", str(path))
+    assert result.exit_code == 1
+    assert f"Could not write {path}: No such file or directory." in result.output
+    assert not path.parent.exists()
