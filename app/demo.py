@@ -336,5 +336,7 @@ def _age(rng, actor, booking, today) -> None:
     if booking.status == Status.CONFIRMED:
         if past and roll < 0.85:
             service.complete(actor, booking, now=today)
+        elif past and roll < 0.95 and booking.booking_type.slug == "public-appointment":
+            service.mark_no_show(actor, booking, now=today)  # the visitor never came
         elif roll > 0.93:
             service.cancel(actor, booking)
