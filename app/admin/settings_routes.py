@@ -19,6 +19,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from app.accounts.access import permission_required
+from app.accounts.people import zone_choices
 from app.accounts.permissions import Perm
 from app.admin import settings as svc
 from app.admin.settings_mail import send_test_email
@@ -54,6 +55,7 @@ def _context(section: svc.Section, values: dict, errors: dict[str, str], **extra
         "errors": errors,
         "changes": svc.recent_changes([s.key for s in settings]),
         "labels": {key: s.label for key, s in svc.SETTINGS.items()},
+        "zones": zone_choices() if section.slug == "general" else [],
         **extra,
     }
 

@@ -454,3 +454,11 @@ def test_test_email_holds_no_database_lock_while_smtp_hangs(app, factory, smtp_s
     [answer] = answers
     assert "A test email was sent to owner@example.test" in answer.get_data(as_text=True)
     assert [m.to for m in smtp_server.messages] == [["owner@example.test"]]
+
+
+def test_time_zone_is_chosen_from_the_zone_list(client, token):
+    """The organisation's zone is a list of real zones with the current one selected."""
+    html = client.get("/admin/settings/general").get_data(as_text=True)
+    field = re.search(r'<select id="s-organisation_timezone".*?</select>', html, re.S).group(0)
+    assert "<option selected>Europe/London</option>" in field
+    assert "<option>America/New_York</option>" in field
