@@ -568,6 +568,7 @@ def _write(key: str, value: object) -> None:
 
 AUDIT_ACTION = "setting_changed"
 _TRUE = {"y", "yes", "on", "true", "1"}
+_WHOLE = re.compile(r"^-?[0-9]{1,9}$")
 _FALSE = {"", "n", "no", "off", "false", "0"}
 
 
@@ -599,10 +600,9 @@ def parse_form(slug: str, form) -> tuple[dict[str, object], dict[str, str]]:
                     raise SettingError(f"{setting.label}: expected yes or no")
                 value: object = last in _TRUE
             elif setting.kind is int:
-                try:
-                    value = int(raw[-1])
-                except ValueError:
-                    raise SettingError(f"{setting.label}: enter a whole number") from None
+                if not _WHOLE.match(raw[-1]):  # int() would take "٣" or "1_000"
+                    raise SettingError(f"{setting.label}: enter a whole number")
+                value = int(raw[-1])
             elif setting.kind is list:
                 value = [v for v in raw if v]
             else:

@@ -180,6 +180,8 @@ def test_htmx_post_returns_the_fragment_with_a_message(app, client, token):
     [
         ("general", {"max_bookings_per_contact_per_day": "many"}, "enter a whole number"),
         ("general", {"max_bookings_per_contact_per_day": "101"}, "must be at most 100"),
+        ("general", {"max_bookings_per_contact_per_day": "1_0"}, "enter a whole number"),
+        ("time", {"reminder_minutes": "9" * 6000}, "enter a whole number"),
         ("general", {"contact_required_fields": "fax"}, "must be one of"),
         ("general", {"organisation_timezone": "Mars/Olympus"}, "unknown time zone"),
         ("general", {"organisation_name": "   "}, "enter a name"),
