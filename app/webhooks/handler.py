@@ -145,8 +145,15 @@ def post(
         if scheme != "https" and not allow_private:
             return None, "Refused: webhooks are only sent to https:// addresses."
         with http.deadline(timeout):
+            # Streamed and never read: only the status matters, and a huge answer body
+            # must not fill the worker's memory.
             response = session.post(
-                url, data=text.encode(), headers=headers, timeout=timeout, allow_redirects=False
+                url,
+                data=text.encode(),
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
             )
         response.close()
         return response.status_code, None

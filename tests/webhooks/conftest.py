@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,6 +44,7 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.status = 204
+        self.delay = 0.0  # seconds to wait before answering (a slow endpoint)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +53,7 @@ class Receiver:
                 receiver.received.append(
                     Received(self.path, dict(self.headers.items()), self.rfile.read(length))
                 )
+                time.sleep(receiver.delay)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

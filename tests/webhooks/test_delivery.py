@@ -334,3 +334,27 @@ def test_the_readme_example_verifies_a_real_delivery(app, client, factory, admin
     assert namespace["verified"](secret, request.headers, request.body)
     assert not namespace["verified"](secret, request.headers, request.body + b" ")
     assert not namespace["verified"]("whsec_other", request.headers, request.body)
+
+
+def test_a_slow_endpoint_is_cut_off_at_the_deadline_and_retried(
+    app, client, factory, admin, receiver
+):
+    """An endpoint slower than the deadline costs one deadline, not more; the log says it
+    took too long, and the outbox keeps the event for a retry."""
+    import time
+
+    app.config["SLOTBOOK_WEBHOOK_TIMEOUT"] = 0.5
+    receiver.delay = 3
+    login(client, admin.email)
+    webhook_id, _ = register(client, receiver.url(), ["booking.created"])
+    factory.booking(admin, factory.booking_type(), at(2, 10), [factory.user("agent")])
+    run_outbox(app, rounds=1)  # the booking row fans out
+    started = time.monotonic()
+    run_outbox(app, rounds=1)  # one delivery attempt
+    assert time.monotonic() - started < 2.5
+
+    [(status, attempts, _)] = outbox_status(app, "webhook.deliver")
+    assert (status, attempts) == ("pending", 1)
+    html = client.get(f"/admin/webhooks/{webhook_id}").get_data(as_text=True)
+    assert "127.0.0.1 took too long to answer (more than 0.5 s)." in html
+    assert "Will retry" in html
