@@ -159,7 +159,7 @@ def settings_set(key: str, value: str) -> None:
     """Set KEY to VALUE, given as JSON (true, 30, "text", ["a","b"]) or as plain text."""
     import json
 
-    from app.admin.settings import SettingError, set_setting
+    from app.admin.settings import SettingError, save_settings
 
     try:
         parsed = json.loads(value)
@@ -167,7 +167,7 @@ def settings_set(key: str, value: str) -> None:
         parsed = value
     begin_write()
     try:
-        set_setting(key, parsed)
+        save_settings({key: parsed}, actor_id=None)  # audited as a command-line change
     except SettingError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc

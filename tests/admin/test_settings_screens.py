@@ -411,6 +411,16 @@ def test_cli_set_keeps_working_and_checks_the_same_rules(app):
         in listing
     )
     assert re.search(r"^slot_text_colour = ", listing, re.M)
+    assert (None, "setting_changed", {"mailer_reply_to": ["", "help@example.org"]}) in _audit(app)
+
+
+def test_command_line_changes_are_listed_on_the_screen(app, client, token):
+    """A change made with `flask settings set` is audited without a person and shown as
+    "Command line" under the section's form."""
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["settings", "set", "reminder_minutes", "90"]).exit_code == 0
+    page = client.get("/admin/settings/time").get_data(as_text=True)
+    assert "<td>Command line</td>" in page and "60 → 90" in page
 
 
 def test_test_email_holds_no_database_lock_while_smtp_hangs(app, factory, smtp_server):
