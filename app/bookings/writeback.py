@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 PENDING_PREFIX = "[PENDING] "
 RESYNC_KIND = "booking.calendar_resync"  # no notification rule matches it
-EVENT_STATUSES = frozenset({Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED})
+# A no-show keeps its event: the person's time was taken waiting, as for a completed booking.
+EVENT_STATUSES = frozenset({Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW})
 
 
 class WritebackRetry(PartialFailure):

@@ -47,6 +47,7 @@ _STATUS = {
     Status.PROVISIONAL: "TENTATIVE",
     Status.CONFIRMED: "CONFIRMED",
     Status.COMPLETED: "CONFIRMED",
+    Status.NO_SHOW: "CONFIRMED",  # the time was kept (waiting); the event stays as it was
     Status.CANCELLED: "CANCELLED",
     Status.REJECTED: "CANCELLED",
 }

@@ -115,3 +115,21 @@ def test_api_marks_and_reports_no_show(app, client, public):
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["status"] == "no_show"
+
+
+def test_a_no_show_keeps_its_calendar_event_and_reads_no_show(app, client, public):
+    """The agent's time was taken waiting: the event stays CONFIRMED in .ics feeds and on
+    linked calendars, and screens say "No-show"."""
+    from app.bookings.writeback import EVENT_STATUSES
+    from app.notifications.ics import invitation
+
+    booking_id, _ = _online_booking(app, client, public)
+    _move(app, booking_id, -timedelta(hours=2))
+    login(client, "agent@example.test")
+    assert _no_show(client, booking_id).status_code == 303
+    assert "No-show" in client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+    with app.app_context():
+        booking = db.session.get(Booking, booking_id)
+        assert "STATUS:CONFIRMED" in invitation(booking, method="REQUEST", sequence=1)
+        assert booking.status in EVENT_STATUSES
+        db.session.rollback()
