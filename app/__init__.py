@@ -65,6 +65,7 @@ def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
     import app.accounts.models
     import app.accounts.passwords  # outbox: invitation and reset emails
+    import app.admin.branding_models
     import app.admin.models
     import app.bookings.models
 
@@ -87,6 +88,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.routes import bp as accounts_bp
     from app.accounts.tokens_routes import bp as tokens_bp
     from app.admin.booking_types_routes import bp as booking_types_bp
+    from app.admin.branding_routes import bp as branding_bp
     from app.admin.groups_routes import bp as groups_bp
     from app.admin.people_routes import bp as people_bp
     from app.admin.routes import bp as admin_bp
@@ -114,6 +116,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(learner_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(booking_types_bp)
+    app.register_blueprint(branding_bp)
     app.register_blueprint(groups_bp)
     app.register_blueprint(people_bp)
     app.register_blueprint(settings_screens_bp)

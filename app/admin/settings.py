@@ -312,7 +312,21 @@ CHECKS: dict[str, Callable[[Setting, object], None]] = {
     "slot_text_colour": _check_colour,
     "slot_available_colour": _check_colour,
     "slot_selected_colour": _check_colour,
+    "brand_primary_colour": lambda s, v: _check_readable_under_white(s, v),
 }
+
+
+def _check_readable_under_white(setting: Setting, value: str) -> None:
+    """The primary colour is the background of the public header, buttons and the email
+    header, always under white text (issue [09] branding)."""
+    _check_colour(setting, value)
+    ratio = contrast_ratio(value, "#ffffff")
+    if ratio < MIN_CONTRAST:
+        raise SettingError(
+            f"{setting.label}: {value} is too light for white text: its contrast ratio is "
+            f"{ratio:.2f}:1 and at least {MIN_CONTRAST}:1 is needed (WCAG AA). "
+            "Choose a darker colour."
+        )
 
 
 # --- rules between values -------------------------------------------------------------
@@ -501,6 +515,12 @@ SECTIONS: list[Section] = [
     ),
     Section("ux", "UX preferences", "Colours of the public time picker."),
     Section("mailer", "Mailer", "Who the emails come from and where replies go."),
+    Section(
+        "branding",
+        "Branding",
+        "Name, colour and logo on public pages, emails and this header.",
+        endpoint="branding.settings_page",
+    ),
 ]
 
 

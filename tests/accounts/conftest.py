@@ -1113,6 +1113,7 @@ GUARDED_BUILDERS.update(
 # module's ``register(tables)`` adds its routes to the dicts named in ``tables``.
 from tests.accounts import (  # noqa: E402
     perm_booking_types,
+    perm_branding,
     perm_groups,
     perm_learner,
     perm_passwords,
@@ -1142,6 +1143,7 @@ for _area in (
     perm_tokens,
     perm_webhooks,
     perm_to_assign,
+    perm_branding,
 ):
     _area.register(_TABLES)
 

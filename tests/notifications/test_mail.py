@@ -117,8 +117,17 @@ def test_an_invitation_is_branded_multipart_with_the_calendar_twice(
 
 
 def test_a_malformed_brand_colour_never_reaches_the_styles(app, factory, people, smtp_server):
-    """An admin's bad colour value falls back to the default instead of breaking the CSS."""
-    set_settings(app, brand_primary_colour="red;background:url(http://evil.example/x)")
+    """A bad stored colour (the screens and ``flask settings set`` refuse one, but an older
+    database or a hand edit may hold it) falls back to the default instead of breaking the CSS."""
+    from app.admin.models import OrgSetting
+    from app.database import begin_write
+    from app.extensions import db
+
+    with app.app_context():
+        begin_write()
+        evil = "red;background:url(http://evil.example/x)"
+        db.session.add(OrgSetting(key="brand_primary_colour", value=evil))
+        db.session.commit()
     book(factory, people)
     deliver_all(app)
     [mail] = smtp_server.to(AGENT)
