@@ -16,6 +16,7 @@ renders. Services flush, never commit.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -108,7 +109,9 @@ class LogoInfo:
 def describe_size(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
-    return f"{max(1, round(size / 1024))} KB"
+    if size >= 1024:
+        return f"{math.ceil(size / 1024)} KB"  # never "512 KB" for a file over 512 KB
+    return f"{size} bytes"
 
 
 def too_large_message(size: int) -> str:

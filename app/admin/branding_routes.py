@@ -54,11 +54,13 @@ def _page(status: int = 200, errors: dict | None = None, values: dict | None = N
         "organisation_name": settings.get_setting("organisation_name"),
         "brand_primary_colour": settings.get_setting("brand_primary_colour"),
     }
+    logo = svc.logo_info()
     context = {
         "sections": settings.SECTIONS,
         "values": {**current, **(values or {})},
         "errors": errors or {},
-        "logo": svc.logo_info(),
+        "logo": logo,
+        "logo_size": svc.describe_size(logo.size) if logo else "",
         "max_logo": svc.describe_size(svc.MAX_LOGO_BYTES),
         "min_contrast": settings.MIN_CONTRAST,
         "changes": svc.recent_changes(),

@@ -148,7 +148,7 @@ def test_a_file_just_over_512_kb_is_refused(app, client, token):
     """A file a little over the limit (its Content-Length could still fit) is refused too."""
     response = _upload(client, token, png_bytes() + b"\x00" * (512 * 1024))
     assert response.status_code == 413
-    assert "a logo may be at most 512 KB" in response.get_data(as_text=True)
+    assert "The file is 513 KB; a logo may be at most 512 KB." in response.get_data(as_text=True)
     assert _stored(app) is None
     exactly = png_bytes()
     exactly += b"\x00" * (512 * 1024 - len(exactly))
@@ -357,11 +357,9 @@ def test_logo_changes_are_in_the_audit_trail(app, client, token):
     rows = re.findall(r"<td>Logo</td>\s*<td>([^<]*)</td>", page)
     svg_digest = hashlib.sha256(SVG).hexdigest()[:16]
     png_digest = hashlib.sha256(png_bytes()).hexdigest()[:16]
-    assert rows == [
-        f"PNG, 1 KB, {png_digest} → —",
-        f"SVG, 1 KB, {svg_digest} → PNG, 1 KB, {png_digest}",
-        f"— → SVG, 1 KB, {svg_digest}",
-    ]
+    svg = f"SVG, {len(SVG)} bytes, {svg_digest}"
+    png = f"PNG, {len(png_bytes())} bytes, {png_digest}"
+    assert rows == [f"{png} → —", f"{svg} → {png}", f"— → {svg}"]
 
 
 # --- where the logo shows ----------------------------------------------------------------
