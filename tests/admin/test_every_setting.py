@@ -1,9 +1,8 @@
 """Acceptance 1 of issue [09]: every setting in ``app.admin.settings.SETTINGS`` is changed
 through its screen (``POST /admin/settings/<section>``, as an owner) and the product behaves
-differently. A section whose screen is not part of the build yet is changed with
-``flask settings set`` (the same checks and audit as the screens). One test per setting; the
-setting key is in the test's name, and ``test_every_setting_has_a_test_here`` fails when a
-setting is added without one."""
+differently (the branding settings through their own screen at the same address). One test
+per setting; the setting key is in the test's name, and ``test_every_setting_has_a_test_here``
+fails when a setting is added without one."""
 # ruff: noqa: F811 - the public world and SMTP fixtures are imported, then named by tests
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ def change(app, factory):
 
     def post(key: str, value) -> None:
         section = SETTINGS[key].section
-        if not _has_screen(app, section):
-            return _by_command(app, key, value)
         token = csrf_from(screen, f"/admin/settings/{section}")
         if isinstance(value, bool):
             field: object = ["n", "y"] if value else ["n"]
@@ -68,28 +65,6 @@ def change(app, factory):
             db.session.rollback()
 
     return post
-
-
-def _has_screen(app, section: str) -> bool:
-    from werkzeug.exceptions import MethodNotAllowed, NotFound
-
-    adapter = app.url_map.bind("localhost")
-    try:
-        endpoint, _ = adapter.match(f"/admin/settings/{section}", method="POST")
-    except (NotFound, MethodNotAllowed):
-        return False
-    if endpoint != "settings_screens.save":
-        return True  # a screen of its own (branding)
-    from app.admin.settings import section as find_section
-
-    return find_section(section) is not None
-
-
-def _by_command(app, key: str, value) -> None:
-    import json
-
-    result = app.test_cli_runner().invoke(args=["settings", "set", key, json.dumps(value)])
-    assert result.exit_code == 0, result.output
 
 
 # --- helpers -------------------------------------------------------------------------
