@@ -132,7 +132,21 @@ def _public_templates(app, scene) -> list[Template]:
         _template(app, "passwords.set_password", "GET", f"/set-password/{set_token}"),
         _template(app, "passwords.forgot_password", "GET", "/forgot-password"),
         _template(app, "feeds.feed", "GET", f"/feeds/{_feed_token(app, scene)}.ics"),
+        _template(app, "branding.logo", "GET", _logo_url(app)),
     ]
+
+
+def _logo_url(app) -> str:
+    """The path of a stored logo (the branding screen's public image URL)."""
+    from app.admin.branding import save_logo
+    from app.database import begin_write
+    from app.extensions import db
+
+    with app.app_context():
+        begin_write()
+        logo = save_logo(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+        db.session.commit()
+    return f"/branding/logo-{logo.digest}.{logo.extension}"
 
 
 def _feed_token(app, scene) -> str:
