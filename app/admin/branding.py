@@ -160,6 +160,8 @@ def _check_svg(data: bytes) -> None:
                     "SVG logos may not link to anything outside themselves "
                     f"(found {attr}={value.strip()[:60]!r})."
                 )
+            if attr == "attributename" and _local(value.split(":")[-1]) in {"href", "src"}:
+                raise BrandingError("SVG logos may not animate a link (attributeName=href).")
             if "javascript:" in value.lower().replace(" ", ""):
                 raise BrandingError("SVG logos may not contain javascript: addresses.")
             if attr == "style" and _CSS_DANGER.search(value):

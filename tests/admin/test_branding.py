@@ -194,6 +194,11 @@ def test_a_file_just_over_512_kb_is_refused(app, client, token):
             b'<!DOCTYPE svg [<!ENTITY x "y">]><svg xmlns="http://www.w3.org/2000/svg">&x;</svg>',
             "may not contain a DOCTYPE",
         ),
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg"><a><set attributeName="xlink:href" '
+            b'to="https://evil.example/"/><rect/></a></svg>',
+            "may not animate a link",
+        ),
         (b"<svg><rect/></svg>", "its root element is not &lt;svg&gt;"),  # no SVG namespace
         (b'<svg xmlns="http://www.w3.org/2000/svg"><rect>', "could not be read"),
     ],
