@@ -80,6 +80,9 @@ class Config:
     """Everything the app reads from the environment, resolved once at start-up."""
 
     TESTING = False
+    # No request body may be larger: the biggest upload (a people CSV) is refused in words at
+    # 5 MB by its own screen, so anything past this is not a form of ours (413, our page).
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 
     def __init__(self) -> None:
         self.ENV = env_str("SLOTBOOK_ENV", "development")

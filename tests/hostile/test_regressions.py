@@ -361,3 +361,16 @@ def test_an_unexpected_error_is_the_products_page_and_api_json(app):
     _product_page(client.get("/hostile-boom"), 500, "Something went wrong on our side")
     response = client.get("/api/v1/hostile-boom")
     assert response.status_code == 500 and response.get_json()["error"] == "internal_error"
+
+
+def test_a_body_beyond_every_form_is_refused_before_it_is_read(app, factory):
+    """No form of ours takes more than 5 MB; a 9 MB post (signed out: CSRF would read it all)
+    gets the product's 413 page and writes nothing."""
+    client = app.test_client()
+    before = snapshot(app)
+    response = client.post(
+        "/login", data={"email": "a@example.test", "password": "x" * (9 * 1024 * 1024)}
+    )
+    assert response.status_code == 413
+    assert "Werkzeug" not in response.get_data(as_text=True)
+    assert changed_tables(before, snapshot(app)) == []
