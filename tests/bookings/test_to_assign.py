@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from app.accounts.models import User
@@ -43,7 +44,7 @@ def test_lane_lists_orphaned_bookings_and_take_it_assigns_them(app, client, fact
     login(client, cast.agent.email)
     page = _calendar(client)
     assert 'data-testid="to-assign"' in page and "was Ben Brown" in page
-    assert page.count("Take it") == 1
+    assert page.count(">Take it</button>") == 1
 
     response = _take(client, booking_id)
     assert response.status_code == 303 and response.location.endswith(f"/bookings/{booking_id}")
@@ -97,3 +98,46 @@ def test_learners_get_no_lane_and_cannot_take(app, client, factory, cast):
     assert (
         client.post(f"/bookings/{booking_id}/take", data={"csrf_token": token}).status_code == 403
     )
+
+
+@pytest.mark.db
+def test_two_agents_taking_at_once_one_wins(app, factory, cast):
+    """Both press Take it at the same moment: one owns the booking, the other is told."""
+    import threading
+
+    from app.bookings import service
+
+    booking_id = _orphan(app, factory, cast)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def take(agent_id: int) -> None:
+        barrier.wait()
+        with app.app_context():
+            begin_write()
+            try:
+                booking = db.session.get(Booking, booking_id)
+                service.take_over(db.session.get(User, agent_id), booking)
+                db.session.commit()
+                outcomes.append("took")
+            except service.BookingError as exc:
+                db.session.rollback()
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=take, args=(who.id,)) for who in (cast.agent, cast.assessor)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["Someone has already taken this booking.", "took"]
+    with app.app_context():
+        booking = db.session.get(Booking, booking_id)
+        assert booking.owner_id in {cast.agent.id, cast.assessor.id}
+        assert len([a for a in booking.attendees if a.user_id]) == 1
+        taken = db.session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.booking_id == booking_id, AuditEntry.action == "taken"
+            )
+        ).all()
+        assert len(taken) == 1
+        db.session.rollback()
