@@ -315,14 +315,13 @@ def test_rotating_keys_reseals_the_signing_secret(app, client, factory, admin, r
 
 
 def test_the_readme_example_verifies_a_real_delivery(app, client, factory, admin, receiver):
-    """The README's five lines accept a real request and refuse a tampered body."""
+    """The README's example accepts a real request and refuses a tampered body."""
     import re
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Webhooks", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len(code.strip().splitlines()) == 5
     namespace: dict = {}
     exec(code, namespace)  # the documentation under test, not input
     login(client, admin.email)
