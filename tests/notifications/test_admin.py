@@ -87,7 +87,10 @@ def test_matrix_shows_every_rule_with_its_defaults(app, client, factory):
     defaults = {f"{r.value}.{c.value}" for r, info in RULES.items() for c in info.default_channels}
     assert _checked(html) == defaults
     assert "No SMS gateway is configured" in html and 'aria-describedby="sms-note"' in html
-    assert 'href="/admin/notifications"' in html  # the admin menu link
+    assert 'aria-current="page">Settings</a>' in html  # reached from the Settings menu item
+    assert 'href="/admin/notifications"' in client.get("/admin/settings/general").get_data(
+        as_text=True
+    )  # ... where it is one of the sections
 
     app.config["SMS_GATEWAY_URL"] = "https://sms.example/send"
     assert "No SMS gateway is configured" not in client.get("/admin/notifications").get_data(
