@@ -31,6 +31,7 @@ def test_group_and_booking_type_screens(app, live_server, page, factory):
     shoot(page, "group-members")
 
     page.goto(f"{live_server}/admin/booking-types/new")
+    htmx_settled(page)  # the live preview listens only once htmx has bound the form
     page.get_by_label("Name", exact=True).fill("EPA review")
     page.get_by_label("A group", exact=True).check()
     page.get_by_label("Group (when availability comes from a group)").select_option(

@@ -80,6 +80,7 @@ def test_owner_sets_up_from_nothing_and_a_visitor_books(app, live_server, page, 
     # A workplace mentor, then a learner linked to them and to an agent.
     _add_person(page, live_server, "Emma Employer", "emma@example.test", "employer")
     _add_person(page, live_server, "Lee Learner", "lee@example.test", "learner")
+    htmx_settled(page)  # htmx binds the pickers' triggers on load
     page.get_by_label("Search for the workplace mentor").fill("emma")
     htmx_settled(page)
     page.locator("#p-mentor_id").select_option(

@@ -20,6 +20,7 @@ def test_owner_runs_people_in_the_browser(app, factory, live_server, page, tmp_p
 
     page.get_by_role("link", name="People").click()
     expect(page.get_by_role("heading", name="People")).to_be_visible()
+    htmx_settled(page)  # htmx binds its triggers on load: typing earlier would go unheard
     page.get_by_label("Name or email").fill("amara")
     htmx_settled(page)
     expect(page.locator("#people-count")).to_have_text("1 person")
@@ -37,6 +38,7 @@ def test_owner_runs_people_in_the_browser(app, factory, live_server, page, tmp_p
     expect(page.get_by_role("heading", name="Lee Learner")).to_be_visible()
 
     search = page.get_by_label("Search for the assigned agent (end-point assessment)")
+    htmx_settled(page)
     search.fill("ben")
     htmx_settled(page)
     picker = page.locator("#p-assigned_agent_id")
