@@ -58,7 +58,10 @@ def _scene(world, actor):
 
 
 def _free_start(world, actor, kind_id, booking_id=None) -> str:
-    """A start the sender is offered (a learner's view when the sender is not staff)."""
+    """A start the sender is offered (a learner's view when the sender is not staff).
+
+    Searched from two days ahead: the CSRF sweep posts it minutes after building, and the
+    earliest slot of today can fall inside the minimum notice by then (a 409 in CI at 16:30)."""
     from app.accounts.models import User
     from app.bookings import learner
     from app.bookings.availability import slots_for
@@ -68,14 +71,14 @@ def _free_start(world, actor, kind_id, booking_id=None) -> str:
 
     with world.app.app_context():
         kind = db.session.get(BookingType, kind_id)
-        now = utcnow()
-        end = now + timedelta(days=30)
+        search_from = utcnow() + timedelta(days=2)
+        end = search_from + timedelta(days=30)
         booking = db.session.get(Booking, booking_id) if booking_id else None
         if actor is not None and _capacity(actor) != "none":
             user = db.session.get(User, actor.id)
-            slots = learner.offered_slots(user, kind, now, end, booking=booking)
+            slots = learner.offered_slots(user, kind, search_from, end, booking=booking)
         else:
-            slots = slots_for(kind, now, end, audience="public")
+            slots = slots_for(kind, search_from, end, audience="public")
         choices = [s for s in slots if booking is None or s.start != booking.starts_at]
         start = choices[0].start.isoformat()
         db.session.rollback()
