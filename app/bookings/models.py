@@ -75,6 +75,10 @@ class BookingType(db.Model):
     # meeting details a face-to-face or remote booking of this type carries unless changed.
     default_location_mode: Mapped[str | None] = mapped_column(String(20))
     location_detail: Mapped[str] = mapped_column(String(500), default="")
+    # Per-mode details, for a booking meeting in a mode other than the default (a visitor
+    # choosing remote on a face-to-face type): the address, and the meeting link or dial-in.
+    face_to_face_detail: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    remote_detail: Mapped[str] = mapped_column(String(500), default="", server_default="")
     requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     bookable_by: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["staff"])
     availability_source: Mapped[str] = mapped_column(String(20), default=AvailabilitySource.DEFAULT)
@@ -90,6 +94,11 @@ class BookingType(db.Model):
     slot_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     colour: Mapped[str] = mapped_column(String(7), default="#2457a7")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Off-the-job training a booking of this type is planned to give (seed 001): the default
+    # for new bookings; attendance is only turned into hours where a plan exists.
+    planned_otj_minutes: Mapped[int | None] = mapped_column(Integer)
+    # A booking whose hours were verified from Teams attendance is then marked completed.
+    complete_on_verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
     availability_group: Mapped[Group | None] = relationship()
 
@@ -125,6 +134,7 @@ class Booking(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     rebook_of_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
     rebook_kind: Mapped[str | None] = mapped_column(String(10))
+    planned_otj_minutes: Mapped[int | None] = mapped_column(Integer)  # the type's unless changed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
