@@ -106,6 +106,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("attendees", "attendees"),
     Section("holds", "holds"),
     Section("audit_entries", "audit_entries"),
+    # Teams meetings: join links and Graph ids, so imported bookings keep their meetings.
+    Section("online_meetings", "online_meetings"),
     Section("public_bookings", "public_bookings"),
     Section("polls", "polls"),
     Section("poll_options", "poll_options"),
