@@ -94,6 +94,7 @@ def _render_form(
         settings=settings,
         preview=preview,
         location_labels=types.LOCATION_LABELS,
+        mode_detail_labels=types.MODE_DETAIL_LABELS,
         audience_labels=types.AUDIENCE_LABELS,
         source_labels=types.SOURCE_LABELS,
     )

@@ -248,6 +248,14 @@ class BookingType(Out):
         description="The mode a new booking starts with (null: the first of location_modes)."
     )
     location_detail: str = Field(description="Address or meeting details new bookings carry.")
+    face_to_face_detail: str = Field(
+        description="The address a booking meeting face to face carries (else location_detail "
+        "when face to face is the default mode)."
+    )
+    remote_detail: str = Field(
+        description="The meeting link or dial-in a booking meeting remotely carries (else "
+        "location_detail when remote is the default mode)."
+    )
     requires_approval: bool
     bookable_by: list[AUDIENCES]
     availability_source: SOURCES
@@ -286,6 +294,8 @@ class BookingTypeFields(Body):
         description="One of location_modes; null: the first of them."
     )
     location_detail: str = optional(max_length=booking_types.LOCATION_DETAIL_MAX)
+    face_to_face_detail: str = optional(max_length=booking_types.LOCATION_DETAIL_MAX)
+    remote_detail: str = optional(max_length=booking_types.LOCATION_DETAIL_MAX)
     requires_approval: bool = optional()
     bookable_by: list[AUDIENCES] = optional(min_length=1, max_length=3)
     availability_source: SOURCES = optional()

@@ -31,6 +31,8 @@ def booking_type_json(kind: BookingType) -> dict:
         location_modes=[str(m) for m in kind.location_modes],
         default_location_mode=kind.default_location_mode,
         location_detail=kind.location_detail or "",
+        face_to_face_detail=kind.face_to_face_detail or "",
+        remote_detail=kind.remote_detail or "",
         requires_approval=kind.requires_approval,
         bookable_by=[str(b) for b in kind.bookable_by],
         availability_source=str(kind.availability_source),

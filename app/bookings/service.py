@@ -354,15 +354,15 @@ def _check_learner_booking(
 
 
 def _location(kind: BookingType, mode: str | None, detail: str | None) -> tuple[str, str]:
-    """The booking's location mode and detail, the type's defaults filling what is not given.
-    The type's address or meeting details belong to its default mode: a booking meeting
-    another way gets no detail it did not ask for."""
-    from app.bookings.types import default_location
+    """The booking's location mode and detail, the type's filling what is not given: the
+    type's address or meeting details of the chosen mode (``types.detail_for``); a booking
+    meeting another way never gets the default mode's detail."""
+    from app.bookings.types import default_location, detail_for
 
     default_mode, default_detail = default_location(kind)
     mode = mode or default_mode
     if not (detail or "").strip():
-        detail = default_detail if mode == default_mode else ""
+        detail = detail_for(kind, mode)  # the mode's own address or link, never another's
     return mode, detail
 
 

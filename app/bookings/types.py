@@ -77,6 +77,8 @@ FIELDS = (
     "location_modes",
     "default_location_mode",
     "location_detail",
+    "face_to_face_detail",
+    "remote_detail",
     "requires_approval",
     "bookable_by",
     "availability_source",
@@ -100,6 +102,8 @@ DEFAULTS: dict[str, Any] = {
     "location_modes": ["face_to_face"],
     "default_location_mode": None,
     "location_detail": "",
+    "face_to_face_detail": "",
+    "remote_detail": "",
     "requires_approval": False,
     "bookable_by": ["staff"],
     "availability_source": AvailabilitySource.DEFAULT.value,
@@ -118,6 +122,11 @@ LOCATION_LABELS = {
     "face_to_face": "Face to face",
     "remote": "Remote (meeting link)",
     "teams": "Microsoft Teams",
+}
+# The per-mode details (fields) and how screens and errors name them.
+MODE_DETAIL_LABELS = {
+    "face_to_face_detail": "Address for face-to-face meetings",
+    "remote_detail": "Meeting link or dial-in for remote meetings",
 }
 AUDIENCE_LABELS = {"public": "The public", "learner": "Learners", "staff": "Staff"}
 SOURCE_LABELS = {
@@ -300,6 +309,10 @@ def check_fields(
     )
     if "\n" in out["location_detail"] or "\r" in out["location_detail"]:
         raise BookingTypeError("Location detail must be one line.", "location_detail")
+    for name, label in MODE_DETAIL_LABELS.items():
+        out[name] = _text(merged[name], name, label, LOCATION_DETAIL_MAX)
+        if "\n" in out[name] or "\r" in out[name]:
+            raise BookingTypeError(f"{label} must be one line.", name)
 
     for name, label in FLAGS.items():
         out[name] = _flag(merged[name], name, label)
@@ -384,8 +397,25 @@ def default_location(kind: BookingType) -> tuple[str, str]:
     """The location mode and detail a new booking of ``kind`` starts with."""
     modes = list(kind.location_modes or [LocationMode.FACE_TO_FACE.value])
     mode = kind.default_location_mode if kind.default_location_mode in modes else modes[0]
-    detail = (kind.location_detail or "") if mode != LocationMode.TEAMS else ""
-    return mode, detail
+    return mode, detail_for(kind, mode)
+
+
+def detail_for(kind: BookingType, mode: str) -> str:
+    """The address or meeting details a booking of ``kind`` meeting as ``mode`` carries: the
+    mode's own detail (address, meeting link), else the type's detail when ``mode`` is its
+    default; Teams makes its own link. A booking meeting another way than the default must
+    not be handed the default mode's address as its meeting link."""
+    if mode == LocationMode.TEAMS:
+        return ""
+    own = {
+        LocationMode.FACE_TO_FACE: kind.face_to_face_detail,
+        LocationMode.REMOTE: kind.remote_detail,
+    }.get(mode)
+    if (own or "").strip():
+        return own.strip()
+    modes = list(kind.location_modes or [LocationMode.FACE_TO_FACE.value])
+    default = kind.default_location_mode if kind.default_location_mode in modes else modes[0]
+    return (kind.location_detail or "") if mode == default else ""
 
 
 def group_in_use(group_id: int) -> list[str]:
@@ -423,6 +453,8 @@ def fields_from_form(form) -> dict[str, Any]:
         "location_modes": form.getlist("location_modes"),
         "default_location_mode": form.get("default_location_mode") or None,
         "location_detail": form.get("location_detail", ""),
+        "face_to_face_detail": form.get("face_to_face_detail", ""),
+        "remote_detail": form.get("remote_detail", ""),
         "requires_approval": form.get("requires_approval") in ("y", "on", "1", "true"),
         "bookable_by": form.getlist("bookable_by"),
         "availability_source": form.get("availability_source", ""),

@@ -67,6 +67,8 @@ def test_create_with_every_field(app, client, factory, signed_in):
         location_modes=["remote", "teams"],
         default_location_mode="teams",
         location_detail="Dial-in 0800 000 000",
+        face_to_face_detail="1 High Street, Leeds",
+        remote_detail="https://meet.example/epa",
         requires_approval="y",
         bookable_by=["public", "learner"],
         availability_source="group",
@@ -94,6 +96,8 @@ def test_create_with_every_field(app, client, factory, signed_in):
         "location_modes": ["remote", "teams"],
         "default_location_mode": "teams",
         "location_detail": "Dial-in 0800 000 000",
+        "face_to_face_detail": "1 High Street, Leeds",
+        "remote_detail": "https://meet.example/epa",
         "requires_approval": True,
         "bookable_by": ["public", "learner"],
         "availability_source": "group",
@@ -410,6 +414,44 @@ def test_service_defaults_to_the_types_mode_and_detail(app, factory):
         )
         assert (first.location_mode, first.location_detail) == ("face_to_face", "1 High Street")
         assert (second.location_mode, second.location_detail) == ("teams", "")
+        db.session.rollback()
+
+
+def test_each_mode_carries_its_own_address_or_link(app, factory):
+    """A type offering face to face and remote hands each booking the detail of the mode it
+    meets in (a visitor choosing remote gets the link, not the office's address); a mode
+    with no detail of its own falls back to the type's detail only when it is the default."""
+    from app.bookings import service
+    from app.database import begin_write
+
+    agent = factory.user("agent")
+    kind = factory.booking_type(
+        location_modes=["face_to_face", "remote"],
+        default_location_mode="face_to_face",
+        location_detail="Reception, 1 High Street",
+        remote_detail="https://meet.example/desk",
+    )
+    with app.app_context():
+        begin_write()
+        person = db.session.get(User, agent.id)
+        fresh = db.session.get(BookingType, kind.id)
+        soon = datetime.now(UTC) + timedelta(days=2)
+        remote = service.create_booking(None, fresh, soon, [person], location_mode="remote")
+        local = service.create_booking(None, fresh, soon + timedelta(days=1), [person])
+        assert (remote.location_mode, remote.location_detail) == (
+            "remote",
+            "https://meet.example/desk",
+        )
+        assert local.location_detail == "Reception, 1 High Street"
+        fresh.face_to_face_detail = "2 Low Road"
+        fresh.remote_detail = ""
+        fresh.default_location_mode = "remote"
+        later = soon + timedelta(days=2)
+        moved = service.create_booking(None, fresh, later, [person], location_mode="face_to_face")
+        assert moved.location_detail == "2 Low Road"
+        # remote is now the default with no link of its own: the type's detail is its
+        bare = service.create_booking(None, fresh, later + timedelta(days=1), [person])
+        assert (bare.location_mode, bare.location_detail) == ("remote", "Reception, 1 High Street")
         db.session.rollback()
 
 
