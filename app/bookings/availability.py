@@ -319,3 +319,76 @@ def unavailable_people(
         if not (day_counts_ok[person.id] and covers(free_intervals(person, context.request), slot)):
             blocked.append(user)
     return blocked
+
+
+# --- why a hand-picked time is not an offered one (staff "book anyway") ---------------
+
+
+@dataclass(frozen=True)
+class OutsideReason:
+    """One reason a time is outside the usual: whose (None: the organisation's window), the
+    engine's code, and the sentence staff read in the preview, the form and the audit."""
+
+    person: User | None
+    code: str
+    text: str
+
+
+def outside_reasons(
+    booking_type: BookingType,
+    people: Sequence[User],
+    starts_at: datetime,
+    zone: ZoneInfo,
+    *,
+    now: datetime | None = None,
+) -> list[OutsideReason]:
+    """Why ``starts_at`` would not be offered for ``people`` (staff among them), busy time
+    apart: in the past, outside the booking window, on a closed day, outside someone's
+    working hours or in their time off. Empty when it is an ordinary time. ``zone`` is the
+    reader's, for the times named in the sentences."""
+    from app.scheduling import outside
+
+    now = now or utcnow()
+    slot = Interval(starts_at, starts_at + booking_type.duration)
+    staff = [p for p in dict.fromkeys(people) if p.is_staff]
+    context = load_context(
+        booking_type, staff, slot.start, slot.end, now=now, group_threshold=False
+    )
+    window = context.request.window
+    reasons = [
+        OutsideReason(None, r.code, _window_sentence(r.code, starts_at, window, zone))
+        for r in outside.window_reasons(window, now, slot)
+    ]
+    if any(r.code in (outside.PAST, outside.HORIZON) for r in reasons):
+        return reasons
+    for user, person in zip(staff, context.people, strict=True):
+        for r in outside.hours_reasons(person.hours, slot):
+            reasons.append(OutsideReason(user, r.code, _person_sentence(user, r, slot, zone)))
+    return reasons
+
+
+def _hm(instant: datetime, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).strftime("%H:%M")
+
+
+def _window_sentence(code: str, starts_at: datetime, window, zone: ZoneInfo) -> str:
+    local = starts_at.astimezone(zone)
+    return {
+        "past": f"{local:%d %B %Y, %H:%M} has already passed.",
+        "horizon": f"It is beyond the booking horizon ({window.horizon.days} days ahead).",
+        "closed_day": f"{local:%A} is a closed day: weekends are not bookable.",
+        "notice": "It is too soon: inside the booking window's minimum notice or before "
+        "its earliest bookable day.",
+    }.get(code, code)
+
+
+def _person_sentence(user: User, reason, slot: Interval, zone: ZoneInfo) -> str:
+    local = slot.start.astimezone(zone)
+    span = f"{_hm(slot.start, zone)}–{_hm(slot.end, zone)}"
+    if reason.code == "day_off":
+        return f"{user.name} does not work on {local:%A %d %B}."
+    if reason.code == "time_off":
+        return f"{user.name} has time off then."
+    hours = ", ".join(f"{_hm(a, zone)}–{_hm(b, zone)}" for a, b in reason.ranges)
+    worked = f" (they work {hours})" if hours else ""
+    return f"{span} is outside {user.name}'s working hours{worked}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     HiddenField,
@@ -39,6 +40,16 @@ class BookingForm(WhenForm):
     location_mode = SelectField("Location", validators=[DataRequired()])
     location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
     description = TextAreaField("Notes", validators=[Length(max=5000)])
+    # A time outside the usual (working hours, closed day, booking window) is booked only on
+    # purpose: the tick and the reason go into the audit trail.
+    book_anyway = BooleanField("Book anyway, outside the usual times")
+    anyway_reason = StringField(
+        "Reason for booking outside the usual times", validators=[Length(max=500)]
+    )
+
+    def validate_anyway_reason(self, field) -> None:
+        if self.book_anyway.data and not (field.data or "").strip():
+            raise ValidationError("Say why this booking is made outside the usual times.")
 
     def validate_location_detail(self, field) -> None:
         """A remote booking needs the link people will join with (Teams makes its own)."""

@@ -20,7 +20,7 @@ from app.accounts.models import User
 from app.accounts.permissions import Perm
 from app.admin.settings import get_setting
 from app.bookings import policy
-from app.bookings.availability import slots_for
+from app.bookings.availability import outside_reasons, slots_for
 from app.bookings.models import Booking, BookingType, Hold
 from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
@@ -61,6 +61,13 @@ class DayPreview:
     hours: list[tuple[int, float]]  # (local hour, left %)
     proposed: tuple[datetime, datetime] | None = None
     quick_picks: list[datetime] = field(default_factory=list)
+    # Why the proposed time is not an ordinary one (past, closed day, outside hours or the
+    # booking window): never called "free" then, and booking it needs "book anyway".
+    outside: list = field(default_factory=list)
+
+    @property
+    def in_past(self) -> bool:
+        return any(r.code == "past" for r in self.outside)
 
     @property
     def conflicts(self) -> list[tuple[User, Item]]:
@@ -181,8 +188,9 @@ def day_preview(
     ][:QUICK_PICKS]
 
     range_start, range_end, hours = _range(day, zone, day_start, day_end, lanes.values(), proposed)
+    outside = outside_reasons(booking_type, people, starts_at, zone) if starts_at else []
     return DayPreview(
-        day, zone, list(lanes.values()), range_start, range_end, hours, proposed, picks
+        day, zone, list(lanes.values()), range_start, range_end, hours, proposed, picks, outside
     )
 
 

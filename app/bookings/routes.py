@@ -226,11 +226,14 @@ def new():
                 location_mode=form.location_mode.data,
                 location_detail=form.location_detail.data or "",
                 description=form.description.data or "",
+                hours_check=True,  # never the past; outside the usual only on purpose
+                book_anyway=form.anyway_reason.data if form.book_anyway.data else None,
             )
             db.session.commit()
         except (service.BookingError, service.ConflictError, policy.PermissionDenied) as exc:
             db.session.rollback()
-            error, conflict = str(exc), isinstance(exc, service.ConflictError)
+            error = str(exc)
+            conflict = isinstance(exc, service.ConflictError | service.OutsideHoursError)
         else:
             state = "awaiting approval" if booking.status == Status.PROVISIONAL else "confirmed"
             message = f"Booked: {booking.title}, {state}."
@@ -259,6 +262,13 @@ def preview():
     else:
         form = BookingForm(formdata=request.args, meta={"csrf": False})
         result = _form_preview(form, _fill_booking_choices(form))
+        _prefix_ids(form, "bf")
+        return htmx.render(
+            "bookings/preview.html",
+            "bookings/_preview.html",
+            preview=result,
+            **({"form": form} if htmx.wants_fragment() else {}),  # fields belong in the form
+        )
     return htmx.render("bookings/preview.html", "bookings/_preview.html", preview=result)
 
 

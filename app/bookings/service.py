@@ -39,6 +39,19 @@ class BookingError(ValueError):
     """Input a booking cannot accept; the message is shown to the person as it is."""
 
 
+class OutsideHoursError(BookingError):
+    """A hand-picked time outside the usual (working hours, closed day, booking window):
+    staff may still book it, but only by saying "book anyway" with a reason."""
+
+    def __init__(self, reasons: list) -> None:
+        self.reasons = reasons
+        super().__init__(
+            "This time is outside the usual: "
+            + " ".join(r.text for r in reasons)
+            + " Tick “Book anyway” and give a reason to book it all the same."
+        )
+
+
 class ConflictError(Exception):
     """Someone is already held at that time (B5)."""
 
@@ -246,6 +259,8 @@ def create_booking(
     rebook_kind: str | None = None,
     check_availability: bool = False,
     audience: str = "staff",
+    hours_check: bool = False,
+    book_anyway: str | None = None,
 ) -> Booking:
     """Book ``people`` (the first is the owner) for one slot of ``booking_type``.
 
@@ -262,6 +277,10 @@ def create_booking(
     ``location_detail`` (None or blank) it carries the type's address or meeting details.
     Staff book only types bookable by staff (B1 "who may book it"); a resit or retake
     (``rebook_of``) of an existing booking keeps that booking's type.
+
+    ``hours_check`` (the staff booking form) refuses a start in the past, and one outside the
+    people's working hours, on a closed day or outside the booking window unless
+    ``book_anyway`` gives a reason; the reasons and that note go into the audit trail.
     """
     begin_write()
     self_service = actor is not None and actor.is_learner
@@ -272,6 +291,8 @@ def create_booking(
     else:
         policy.require(actor, Perm.BOOKINGS_CREATE)
     _check_start(starts_at, booking_type, actor)
+    if hours_check and starts_at < utcnow():
+        raise BookingError(_past_message(starts_at, actor))
     if not booking_type.active:
         raise BookingError(f"{booking_type.name} is not bookable at the moment.")
     by_staff = actor is not None and actor.is_staff and not self_service and rebook_of is None
@@ -294,6 +315,9 @@ def create_booking(
         raise BookingError("That location is not offered for this booking type.")
     if check_availability:
         _require_available(booking_type, people, starts_at, audience)
+    outside = {}
+    if hours_check:
+        outside = _check_outside(actor, booking_type, people, starts_at, book_anyway)
 
     booking = Booking(
         booking_type=booking_type,
@@ -329,10 +353,42 @@ def create_booking(
             "status": [None, booking.status],
             "starts_at": [None, _iso(booking.starts_at)],
             "people": [None, [p.name for p in everyone]],
+            **outside,
         },
         "booking.created",
     )
     return booking
+
+
+def _past_message(starts_at: datetime, actor: User | None) -> str:
+    local = starts_at.astimezone(actor.zone) if actor is not None else starts_at
+    return f"{local:%d %B %Y, %H:%M} has already passed: choose a time from now on."
+
+
+def _check_outside(
+    actor: User | None,
+    booking_type: BookingType,
+    people: list[User],
+    starts_at: datetime,
+    book_anyway: str | None,
+) -> dict:
+    """The staff form's rule: never in the past; outside the usual only with a reason. Returns
+    what the audit entry records about it (nothing for an ordinary time)."""
+    from app.bookings.availability import outside_reasons
+
+    zone = actor.zone if actor is not None else None
+    reasons = outside_reasons(booking_type, people, starts_at, zone or starts_at.tzinfo)
+    if any(r.code == "past" for r in reasons):
+        raise BookingError(_past_message(starts_at, actor))
+    if not reasons:
+        return {}
+    note = (book_anyway or "").strip()
+    if not note:
+        raise OutsideHoursError(reasons)
+    return {
+        "outside_usual_times": [None, [r.text for r in reasons]],
+        "book_anyway_reason": [None, note[:500]],
+    }
 
 
 def _check_learner_booking(
