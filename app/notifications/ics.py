@@ -8,8 +8,9 @@ quoting) and follow the same event rules, so a booking looks the same wherever i
   one calendar event, and SEQUENCE (which goes up with every change) tells clients which copy
   is newer;
 - times carry the organiser's zone (the owner's, else Europe/London) with a VTIMEZONE
-  describing that zone over the years the events touch, so a client that knows nothing of
-  the Olson database (ical.js, Outlook) still gets the right instants across DST changes;
+  describing that zone over the years the events touch (``notifications.vtimezone``: yearly
+  RRULEs checked against zoneinfo), so a client that knows nothing of the Olson database
+  (ical.js, Outlook) still gets the right instants across DST changes;
 - STATUS says what the booking is: TENTATIVE while provisional, CONFIRMED once confirmed or
   completed, CANCELLED in a cancellation;
 - titles name the booking type (seed 000, 5.14.0), as the calendar write-back does.
@@ -23,17 +24,17 @@ from the write-back, because a subscribed calendar shows tentative events no dif
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, has_app_context
-from icalendar import Calendar, Event, Timezone, vCalAddress
+from icalendar import Calendar, Event, vCalAddress
 
 from app.bookings.models import Attendee, LocationMode, Status
 from app.bookings.writeback import PENDING_PREFIX, calendar_title
+from app.notifications.vtimezone import vtimezone
 
 PRODID = "-//Slotbook//Slotbook//EN"
 DEFAULT_ZONE = "Europe/London"
@@ -256,36 +257,6 @@ def _add_timezones(calendar: Calendar, by_zone: dict[str, list]) -> None:
         last = max(b.ends_at for b in bookings).astimezone(UTC).year + 1
         zones.append(vtimezone(key, first, last))
     calendar.subcomponents[0:0] = zones
-
-
-@functools.lru_cache(maxsize=64)
-def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
-    """A VTIMEZONE for ``tzid`` valid from 1 January ``first_year`` to 31 December
-    ``last_year`` (cached: the zone data is read once per zone and range, never changed).
-
-    Built by icalendar's ``Timezone.from_tzid`` from the zoneinfo data, then corrected where
-    a clock jumps forward: icalendar dates that onset at the first wall time after the gap
-    (02:00 in London), while RFC 5545 3.6.5 reads DTSTART in the offset in force *before*
-    it (01:00), so a strict reader would put the change an hour late.
-    """
-    zone = Timezone.from_tzid(
-        tzid, first_date=date(first_year, 1, 1), last_date=date(last_year + 1, 1, 1)
-    )
-    for part in zone.subcomponents:
-        shift = part.TZOFFSETTO - part.TZOFFSETFROM
-        if shift > timedelta(0):
-            _shift_onsets(part, shift)
-    return zone
-
-
-def _shift_onsets(part, shift: timedelta) -> None:
-    part.DTSTART = part.DTSTART - shift
-    rdates = part.get("RDATE")
-    if rdates is None:
-        return
-    del part["RDATE"]
-    for entry in rdates if isinstance(rdates, list) else [rdates]:
-        part.add("RDATE", [period.dt - shift for period in entry.dts])
 
 
 # --- configuration -------------------------------------------------------------------------
