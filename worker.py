@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 
 from rq import SimpleWorker
 
 from app import create_app
 from app.extensions import db
+from app.health import BEAT_EVERY_SECONDS, beat
 from app.jobs import SCHEDULE, SYNC_QUEUE, queue, redis_connection, tick, use_app
 from app.outbox import QUEUE_NAME, sweep
 
@@ -27,9 +29,11 @@ QUEUES = [QUEUE_NAME, "default", SYNC_QUEUE]
 log = logging.getLogger("slotbook.worker")
 
 
-def _ticker(connection, stop: threading.Event, every: float = 5.0) -> None:
+def _ticker(connection, stop: threading.Event, every: float = BEAT_EVERY_SECONDS) -> None:
+    """Tick the periodic schedule and beat the heartbeat ``/readyz`` reads (app/health.py)."""
     while not stop.is_set():
         try:
+            beat(connection)
             tick(connection, schedule=SCHEDULE)
         except Exception:  # Redis blips must not kill the ticker thread
             log.exception("periodic tick failed")
@@ -44,11 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = create_app()
+    if not app.config.get("REDIS_URL"):
+        # SLOTBOOK_NO_BACKGROUND_JOBS=1 (production), or a development setup without Redis.
+        print("worker.py needs REDIS_URL: the worker takes its jobs from Redis.", file=sys.stderr)
+        return 2
     use_app(app)  # jobs push their own app context around each run
     with app.app_context():
         # The worker's own client: RQ re-tunes its pool for blocking reads (see below).
         connection = redis_connection(app.config.get("REDIS_URL") or None)
         if args.burst:
+            beat(connection)  # cron-style hosting: each run tells /readyz a worker is alive
             pushed = sweep()  # every pending row that is due, however new
             db.session.commit()
             log.info("burst: %d outbox message(s) queued", pushed)
@@ -59,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     queues = [queue(name, connection) for name in QUEUES]
     if args.burst:
         SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
+        beat(connection)  # and once more at the end, so a long run still counts from its end
         return 0
     # Build the worker before anything opens a pooled connection: RQ raises the pool's socket
     # timeout above its blocking dequeue time, and only connections opened after that get it.

@@ -128,6 +128,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(feeds_bp)
     app.register_blueprint(webhooks_bp)
+    from app.health import bp as health_bp
+
+    app.register_blueprint(health_bp)  # /healthz and /readyz: no sign-in (load balancers)
     # The API authenticates only with bearer tokens, never cookies, so a forged cross-site
     # request carries no credentials and CSRF tokens have nothing to protect (app/api/auth.py).
     csrf.exempt(api_bp)

@@ -122,6 +122,9 @@ class Config:
         default_db = _sqlite_url(self.INSTANCE_DIR / "slotbook.db")
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(env_str("DATABASE_URL", default_db))
         self.REDIS_URL = env_str("REDIS_URL")
+        self.SLOTBOOK_NO_BACKGROUND_JOBS = env_bool("SLOTBOOK_NO_BACKGROUND_JOBS", False)
+        if production:
+            _check_background_work(self.REDIS_URL, self.SLOTBOOK_NO_BACKGROUND_JOBS)
         self.SLOTBOOK_BASE_URL = env_str("SLOTBOOK_BASE_URL", "http://127.0.0.1:5000")
         self.SLOTBOOK_ALLOW_PRIVATE_URLS = env_bool("SLOTBOOK_ALLOW_PRIVATE_URLS", False)
 
@@ -194,6 +197,25 @@ class TestConfig(Config):
         self.SERVER_NAME = None
         # Tests sign in hundreds of times; hash strength is not what they are about.
         self.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # noqa: S105 - a method name
+
+
+def _check_background_work(redis_url: str | None, without: bool) -> None:
+    """Production needs Redis: without it the outbox (mail, calendar write-back, webhooks) is
+    never delivered, nothing syncs, and rate limits are counted per process, so a start
+    without ``REDIS_URL`` would look healthy while doing half its job. Running that way must
+    be asked for by name."""
+    if redis_url and without:
+        raise ConfigError(
+            "REDIS_URL and SLOTBOOK_NO_BACKGROUND_JOBS=1 are both set: unset one of them "
+            "(Redis is used whenever REDIS_URL is set)"
+        )
+    if not redis_url and not without:
+        raise ConfigError(
+            "REDIS_URL must be set in production (e.g. redis://127.0.0.1:6379/0): without Redis "
+            "no email, calendar write-back, webhook or reminder is ever sent, calendars never "
+            "sync, and rate limits are counted per process. To run knowingly without any "
+            "background work, set SLOTBOOK_NO_BACKGROUND_JOBS=1 instead."
+        )
 
 
 def _check_encryption_keys(value: str) -> None:

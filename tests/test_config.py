@@ -60,7 +60,9 @@ def test_malformed_encryption_keys_are_refused_at_start(env):
 
 def test_production_starts_with_real_keys_and_writes_no_instance_secrets(env, tmp_path):
     key = generate_key()
-    config = production(env, SECRET_KEY=STRONG_SECRET, SLOTBOOK_ENCRYPTION_KEYS=key)
+    config = production(
+        env, SECRET_KEY=STRONG_SECRET, SLOTBOOK_ENCRYPTION_KEYS=key, REDIS_URL="redis://r:6379/0"
+    )
     secret, keys = config.SECRET_KEY, config.SLOTBOOK_ENCRYPTION_KEYS
     assert (secret, keys) == (STRONG_SECRET, key)
     assert config.SESSION_COOKIE_SECURE is True

@@ -1115,6 +1115,7 @@ from tests.accounts import (  # noqa: E402
     perm_booking_types,
     perm_branding,
     perm_groups,
+    perm_health,
     perm_learner,
     perm_passwords,
     perm_people,
@@ -1144,6 +1145,7 @@ for _area in (
     perm_webhooks,
     perm_to_assign,
     perm_branding,
+    perm_health,
 ):
     _area.register(_TABLES)
 

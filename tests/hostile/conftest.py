@@ -133,6 +133,8 @@ def _public_templates(app, scene) -> list[Template]:
         _template(app, "passwords.forgot_password", "GET", "/forgot-password"),
         _template(app, "feeds.feed", "GET", f"/feeds/{_feed_token(app, scene)}.ics"),
         _template(app, "branding.logo", "GET", _logo_url(app)),
+        _template(app, "health.healthz", "GET", "/healthz"),
+        _template(app, "health.readyz", "GET", "/readyz"),
     ]
 
 
