@@ -78,6 +78,7 @@ def _import_models() -> None:
     import app.notifications.sms
     import app.outbox
     import app.polls.models
+    import app.teams.attendance_models
     import app.teams.models
     import app.webhooks.handler  # noqa: F401
 

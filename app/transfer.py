@@ -109,6 +109,8 @@ SECTIONS: tuple[Section, ...] = (
     # Teams meetings: join links and Graph ids, so imported bookings keep their meetings.
     Section("online_meetings", "online_meetings"),
     Section("public_bookings", "public_bookings"),
+    # Teams attendance → off-the-job minutes (T3): what an auditor is shown, so it travels.
+    Section("meeting_attendance", "meeting_attendance"),
     Section("polls", "polls"),
     Section("poll_options", "poll_options"),
     Section(
