@@ -19,7 +19,7 @@ from app import htmx
 from app.accounts.access import permission_required
 from app.accounts.models import LearnerProfile, Role, User
 from app.accounts.permissions import Perm
-from app.bookings import policy, service, unassigned
+from app.bookings import listing, policy, service, unassigned
 from app.bookings.forms import (
     ActionForm,
     AttendeeForm,
@@ -50,7 +50,6 @@ SIMPLE_ACTIONS = {
     Action.COMPLETE: service.complete,
     Action.NO_SHOW: service.mark_no_show,
 }
-PAGE_SIZE = 100
 
 
 @bp.app_template_global()
@@ -91,16 +90,17 @@ def _load(booking_id: int) -> Booking:
 @bp.get("")
 @login_required
 def index():
-    status = request.args.get("status", "")
-    query = policy.visible_bookings(current_user).order_by(Booking.starts_at.desc())
-    if status in set(Status):
-        query = query.where(Booking.status == status)
-    bookings = db.session.scalars(query.limit(PAGE_SIZE)).unique().all()
+    """Upcoming bookings first, past ones on their own tab; date range, search, status and
+    pages (``app/bookings/listing.py``). HTMX swaps just the list."""
+    params = listing.parse_params(request.args)
+    page = listing.list_bookings(current_user, params, utcnow())
     return htmx.render(
         "bookings/index.html",
         "bookings/_list.html",
-        bookings=bookings,
-        status=status,
+        page=page,
+        bookings=page.bookings,
+        params=params,
+        status=params.status,
         statuses=list(Status),
     )
 
