@@ -123,6 +123,12 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(env_str("DATABASE_URL", default_db))
         self.REDIS_URL = env_str("REDIS_URL")
         self.SLOTBOOK_NO_BACKGROUND_JOBS = env_bool("SLOTBOOK_NO_BACKGROUND_JOBS", False)
+        # Operations (issue [11], app/logs.py): "json" writes one JSON object per log line;
+        # SENTRY_DSN sends unhandled errors to Sentry (or a service speaking its protocol).
+        self.LOG_FORMAT = (env_str("LOG_FORMAT", "text") or "text").lower()
+        if self.LOG_FORMAT not in {"text", "json"}:
+            raise ConfigError(f"LOG_FORMAT must be text or json (got {self.LOG_FORMAT!r})")
+        self.SENTRY_DSN = env_str("SENTRY_DSN")
         if production:
             _check_background_work(self.REDIS_URL, self.SLOTBOOK_NO_BACKGROUND_JOBS)
         self.SLOTBOOK_BASE_URL = env_str("SLOTBOOK_BASE_URL", "http://127.0.0.1:5000")
