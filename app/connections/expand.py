@@ -17,8 +17,9 @@ as hostile. It never raises, and it bounds the work one call can do:
   never match) are detected beforehand.
 - VTIMEZONE definitions are never handed to icalendar, whose time-zone cache is process-wide
   (one feed's "Customized Time Zone" would be used for another's) and whose zones would run a
-  hostile VTIMEZONE rule from the year 1601 on every conversion. They are checked and built
-  per call; an unknown or unusable TZID is read as UTC with a warning.
+  hostile VTIMEZONE rule from the year 1601 on every conversion. They are read per call by
+  ``connections.zones`` (extension properties and parameters tolerated, every safe rule part
+  evaluated once); an unknown or unusable TZID is read as UTC with a warning.
 - icalendar is only ever given bytes: it treats a one-line ``str`` as a file name to read.
 
 Rules (A2): TRANSP:TRANSPARENT, STATUS:CANCELLED and Microsoft's BUSYSTATUS FREE are not busy;
@@ -38,16 +39,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as clock_time
 from datetime import timezone as fixed_timezone
-from io import StringIO
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule as du
-from dateutil.tz import tzical
 from icalendar import Event
 
 from app.connections.models import BusyStatus
 from app.connections.providers.base import BusyInterval, EventChange
+from app.connections.zones import read_zone
 
 MAX_WARNINGS = 20
 MAX_EVENTS = 100_000  # VEVENTs read per call; a feed with more is not a personal calendar
@@ -368,13 +368,17 @@ def _report_scan(document: _Document, run: _Run) -> None:
 
 
 def _build_zones(blocks: list[list[str]], run: _Run) -> dict[str, tzinfo | None]:
-    """This calendar's own VTIMEZONEs by TZID; None marks one that cannot be used safely."""
+    """This calendar's own VTIMEZONEs by TZID; None marks one that cannot be used safely.
+    Their changes are worked out up to the year after the window (``connections.zones``)."""
     zones: dict[str, tzinfo | None] = {}
     for lines in blocks:
         tzid = _zone_id(lines)
         if tzid is None or tzid in zones:
             continue
-        zones[tzid] = _zone(lines) if _zone_is_safe(lines) else None
+        try:
+            zones[tzid] = read_zone(lines, tzid, run.end.year + 1)
+        except Exception:  # UnusableZone, or anything the definition provoked
+            zones[tzid] = None
     return zones
 
 
@@ -384,52 +388,6 @@ def _zone_id(lines: list[str]) -> str | None:
         if match and match.group().upper() == "TZID":
             return _raw_value(line).strip().strip("/") or None
     return None
-
-
-def _zone_is_safe(lines: list[str]) -> bool:
-    """Whether dateutil can use this VTIMEZONE without unbounded work on every conversion.
-
-    Real definitions use at most a few STANDARD/DAYLIGHT parts, each with one yearly rule on
-    one month and weekday ("FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"); anything else is refused.
-    """
-    parts = sum(1 for line in lines if line.upper() in ("BEGIN:STANDARD", "BEGIN:DAYLIGHT"))
-    rdates = sum(line.count(",") + 1 for line in lines if line.upper().startswith("RDATE"))
-    if not 0 < parts <= 100 or rdates > 1000:
-        return False
-    for line in lines:
-        upper = line.upper()
-        if upper.startswith("RRULE") and not _zone_rule_is_safe(_raw_value(upper)):
-            return False
-        if upper.startswith(("TZOFFSETFROM", "TZOFFSETTO")) and not _offset_is_sane(
-            _raw_value(line)
-        ):
-            return False
-    return True
-
-
-def _zone_rule_is_safe(rule: str) -> bool:
-    items = dict(part.partition("=")[::2] for part in rule.split(";") if part)
-    allowed = {"FREQ", "BYMONTH", "BYDAY", "BYMONTHDAY", "UNTIL", "COUNT", "INTERVAL", "WKST"}
-    return (
-        items.get("FREQ") == "YEARLY"
-        and set(items) <= allowed
-        and len(items.get("BYMONTH", "1").split(",")) == 1
-        and len(items.get("BYDAY", "SU").split(",")) == 1
-        and len(items.get("BYMONTHDAY", "1").split(",")) <= 7
-    )
-
-
-def _offset_is_sane(value: str) -> bool:
-    return re.fullmatch(r"[+-]([01]\d|2[0-3])[0-5]\d([0-5]\d)?", value.strip()) is not None
-
-
-def _zone(lines: list[str]) -> tzinfo | None:
-    try:
-        zone = tzical(StringIO("\r\n".join(lines) + "\r\n")).get()
-        datetime(2026, 1, 1, tzinfo=zone).utcoffset()  # fails now rather than per event
-        return zone
-    except Exception:
-        return None
 
 
 # --- reading events ------------------------------------------------------------------------
@@ -457,6 +415,7 @@ class _Component:
     exdates: list[date | datetime]
     recurrence_id: date | datetime | None
     sequence: int
+    this_and_future: bool = False  # RECURRENCE-ID;RANGE=THISANDFUTURE: later instances follow
 
 
 class _Skip(Exception):
@@ -527,7 +486,18 @@ def _component(event: Event, name: str, lines: list[str], run: _Run) -> _Compone
         exdates=[value for value, _ in _dates(event, "EXDATE", name, run)],
         recurrence_id=recurrence_id,
         sequence=_int(event.get("SEQUENCE")),
+        this_and_future=recurrence_id is not None and _this_and_future(event),
     )
+
+
+def _this_and_future(event: Event) -> bool:
+    """RFC 5545 3.8.4.4: RANGE=THISANDFUTURE moves every later instance by the same time
+    difference and gives them the same duration (THISANDPRIOR is deprecated and ignored)."""
+    value = event.get("RECURRENCE-ID")
+    if isinstance(value, list):
+        value = value[0]
+    params = getattr(value, "params", None) or {}
+    return str(params.get("RANGE", "")).strip().upper() == "THISANDFUTURE"
 
 
 def _status(event: Event) -> str | None:
@@ -664,6 +634,20 @@ def _date_item(value, tzid, name: str, run: _Run):
 # --- expanding one UID ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Future:
+    """A RANGE=THISANDFUTURE override: from its instance on, instances move by ``shift``
+    and take its length, status and title."""
+
+    key: tuple
+    component: _Component
+    shift: timedelta
+
+
+def _comparable(start: date | datetime, recurrence_id: date | datetime) -> bool:
+    return isinstance(start, datetime) == isinstance(recurrence_id, datetime)
+
+
 class _Series:
     """All components sharing a UID: the recurring master(s) and their overridden instances."""
 
@@ -678,6 +662,33 @@ class _Series:
         for component in moved:  # the highest SEQUENCE wins
             self.overrides[self.key(component.recurrence_id)] = component
         self.excluded = {self.key(value) for m in self.masters for value in m.exdates}
+        self.futures = sorted(
+            (
+                _Future(self.key(c.recurrence_id), self._completed(c), c.start - c.recurrence_id)
+                for c in self.overrides.values()
+                if c.this_and_future and _comparable(c.start, c.recurrence_id)
+            ),
+            key=lambda future: future.key,
+        )
+
+    def following(self, start: date | datetime) -> _Future | None:
+        """The latest THISANDFUTURE override before this instance, which it follows."""
+        key = self.key(start)
+        found = None
+        for future in self.futures:
+            if future.key[0] == key[0] and future.key < key:
+                found = future
+        return found
+
+    def reach(self) -> tuple[timedelta, timedelta]:
+        """How far THISANDFUTURE moves instances: (latest end beyond an unmoved instance's
+        length, earliest start before its own), so the window is widened by that much."""
+        later = earlier = timedelta(0)
+        for future in self.futures:
+            span = future.component.span
+            later = max(later, future.shift + timedelta(days=span.days) + span.exact)
+            earlier = max(earlier, -future.shift)
+        return later, earlier
 
     def key(self, value: date | datetime) -> tuple:
         """Identity of an instance (RECURRENCE-ID, EXDATE): its UTC instant, or its day."""
@@ -751,7 +762,7 @@ class _Expansion:
         self.all_day = not isinstance(master.start, datetime)
 
     def blocks(self) -> list[BusyInterval]:
-        if self.master.status is None:
+        if self.master.status is None and not self.series.futures:
             return []  # not busy; its overrides are looked at separately
         found: list[BusyInterval] = []
         rules = self._rules()
@@ -762,11 +773,11 @@ class _Expansion:
             if start == previous:
                 continue
             previous = start
-            if self._utc(start) >= self.run.end:
+            if self._utc(start) >= self.run.end + self.series.reach()[1]:
                 break
             if self.series.skipped(start):
                 continue
-            block = _block(self.master, start, explicit_end, self.run)
+            block = self._block(start, explicit_end)
             if block is None:
                 continue
             found.append(block)
@@ -774,6 +785,17 @@ class _Expansion:
                 self._warn_capped(rules)
                 break
         return found
+
+    def _block(self, start: date | datetime, explicit_end) -> BusyInterval | None:
+        """One instance's busy time; after a THISANDFUTURE override, moved and shaped by it."""
+        future = self.series.following(start)
+        if future is None:
+            if self.master.status is None:
+                return None
+            return _block(self.master, start, explicit_end, self.run)
+        if future.component.status is None:
+            return None
+        return _block(future.component, start + future.shift, None, self.run)
 
     def _utc(self, start: date | datetime) -> datetime:
         if isinstance(start, datetime):
@@ -834,9 +856,11 @@ class _Expansion:
         span = self.master.span
         if self.all_day:
             first_day = self.run.start.astimezone(self.run.floating_zone).date()
-            return datetime.combine(first_day - timedelta(days=span.days + 1), clock_time())
+            later = self.series.reach()[0]
+            days = max(span.days, later.days + 1)
+            return datetime.combine(first_day - timedelta(days=days + 1), clock_time())
         # Rules step in wall-clock time; 3 hours covers any DST shift between wall and UTC.
-        longest = timedelta(days=span.days, hours=3) + span.exact
+        longest = timedelta(days=span.days, hours=3) + span.exact + self.series.reach()[0]
         return (self.run.start - longest).astimezone(self.master.start.tzinfo)
 
     def _rules(self) -> list[_Rule]:
@@ -931,7 +955,9 @@ class _Rule:
         zone = self.dtstart.tzinfo
         if isinstance(value, datetime):
             return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
-        return datetime.combine(value, clock_time(23, 59, 59), tzinfo=zone)
+        # A DATE on a timed series: the series stops before that day begins, read as UTC
+        # midnight like recurring-ical-events and ical.js.
+        return datetime.combine(value, clock_time(), tzinfo=UTC).astimezone(zone)
 
     # Feasibility: dateutil loops up to the year 9999 without yielding when nothing matches.
 
