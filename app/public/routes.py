@@ -3,6 +3,7 @@ links from emails open a page and act only on POST (DESIGN.md)."""
 
 from __future__ import annotations
 
+import base64
 import calendar
 from datetime import date, timedelta
 
@@ -13,7 +14,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.guard import parse_day, parse_instant
 from app.htmx import render
-from app.public import forms, service, tokens
+from app.public import forms, service, tokens, visit
 from app.public.joining import joining
 from app.public.limits import limit_booking_posts, limit_slot_queries
 from app.public.models import PublicBooking
@@ -157,6 +158,41 @@ def _required() -> tuple[bool, bool]:
     return forms.needs(str(all_settings()["contact_required_fields"]))
 
 
+def _meeting_choices(kind) -> list[dict]:
+    """The ways to meet the visitor chooses among, each with what it means for them (the
+    address to come to; that the link comes with the confirmation)."""
+    from app.bookings.types import detail_for
+
+    choices = []
+    for mode in service.visitor_modes(kind):
+        detail = detail_for(kind, mode)
+        if mode == "face_to_face":
+            note = f"At {detail}" if detail else "The address comes with your confirmation"
+        else:
+            note = "The meeting link comes with your confirmation"
+        choices.append({"mode": mode, "label": visit.MODE_CHOICES.get(mode, mode), "note": note})
+    return choices
+
+
+def _summary(booking, zone_name: str, manage_token: str | None = None) -> dict:
+    """What the pages after booking and the manage page show: start and end in the visitor's
+    zone, with whom, where, and "Add to calendar" while the booking is confirmed (the .ics
+    inline as a data: link, so no further URL can hand the booking out). The manage link
+    goes into the calendar entry only on the manage page, whose address holds it already:
+    the page after booking never shows it (it goes to the contact's email only)."""
+    zone = service.zone_or_default(zone_name)
+    seen = visit.describe(booking, zone, str(all_settings()["organisation_name"]))
+    if not seen.calendar_ok:
+        return {"visit": seen, "calendar_links": None, "ics_url": None}
+    manage = service.manage_url(manage_token) if manage_token else None
+    body = base64.b64encode(visit.ics(booking, seen, manage)).decode()
+    return {
+        "visit": seen,
+        "calendar_links": visit.web_links(seen, manage),
+        "ics_url": f"data:text/calendar;charset=utf-8;base64,{body}",
+    }
+
+
 @bp.get("/<slug>")
 @limit_slot_queries
 def picker(slug: str):
@@ -175,6 +211,8 @@ def picker(slug: str):
         action=url_for("public.book", slug=slug),
         need_email_phone=_required(),
         form=forms.ContactForm(),
+        meeting_choices=_meeting_choices(kind),
+        chosen_mode=None,
     )
     return render("public/picker.html", "public/_picker.html", **context)
 
@@ -198,14 +236,20 @@ def book(slug: str):
         db.session.rollback()
         return _picker_again(kind, zone.key, form, 400)
     contact = service.Contact(form.name, form.email or None, form.phone or None, zone.key)
+    mode = request.form.get("location_mode") or None
     try:
-        booking, record = service.book(kind, form.start, contact)
+        booking, record = service.book(kind, form.start, contact, location_mode=mode)
     except service.OverDailyLimit:
         db.session.commit()  # the re-sent manage links
         return _page("public/over_limit.html", 429, kind=kind, contact=contact)
-    except service.JustTaken:
+    except service.JustTaken as exc:
         db.session.rollback()
-        return _picker_again(kind, zone.key, form, 409, just_taken=True)
+        gone = "not_offered" if isinstance(exc, service.NotOffered) else "taken"
+        return _picker_again(kind, zone.key, form, 409, just_taken=gone, chosen_mode=mode)
+    except ValueError as exc:  # a way to meet that is not offered
+        db.session.rollback()
+        form.errors["location_mode"] = str(exc)
+        return _picker_again(kind, zone.key, form, 400, chosen_mode=mode)
     db.session.commit()
     return _page(
         "public/done.html",
@@ -214,10 +258,11 @@ def book(slug: str):
         record=record,
         local=booking.starts_at.astimezone(zone),
         zone=zone.key,
+        **_summary(booking, zone.key),
     )
 
 
-def _picker_again(kind, zone_name, form, status, just_taken=False):
+def _picker_again(kind, zone_name, form, status, just_taken=None, chosen_mode=None):
     settings = all_settings()
     args = {"tz": zone_name}
     if form.start is not None:
@@ -231,6 +276,8 @@ def _picker_again(kind, zone_name, form, status, just_taken=False):
         need_email_phone=_required(),
         form=form,
         just_taken=just_taken,
+        meeting_choices=_meeting_choices(kind),
+        chosen_mode=chosen_mode,
     )
     return _page("public/picker.html", status, **context)
 
@@ -246,7 +293,13 @@ def confirm(token: str):
     record = db.session.get(PublicBooking, row.booking_id)
     if row.booking.status not in {"provisional", "confirmed"} or not record.pending_confirmation:
         return _link_problem(LinkState.EXPIRED)
-    return _page("public/confirm.html", record=record, booking=row.booking, **_when(record))
+    return _page(
+        "public/confirm.html",
+        record=record,
+        booking=row.booking,
+        **_when(record),
+        **_summary(row.booking, record.visitor_timezone, None),
+    )
 
 
 @bp.post("/confirm/<token>")
@@ -261,7 +314,13 @@ def confirm_post(token: str):
         db.session.rollback()
         return _link_problem(exc.state)
     db.session.commit()
-    return _page("public/confirmed.html", booking=row.booking, **_when(record))
+    return _page(
+        "public/confirmed.html",
+        booking=row.booking,
+        record=record,
+        **_when(record),
+        **_summary(row.booking, record.visitor_timezone),
+    )
 
 
 def _when(record: PublicBooking | None) -> dict:
@@ -297,6 +356,7 @@ def manage(token: str):
         booking=row.booking,
         join=joining(row.booking),
         **_when(record),
+        **_summary(row.booking, record.visitor_timezone, token),
     )
 
 
@@ -368,12 +428,20 @@ def reschedule(token: str):
     booking = row.booking
     try:
         if service.slot_at(booking.booking_type, start) is None:
-            raise service.JustTaken()
+            raise service.gone(booking.booking_type, start)
         service.reschedule(booking, start)
     except (service.JustTaken, ValueError) as exc:
         db.session.rollback()
         message = str(exc) if not isinstance(exc, service.JustTaken) else ""
-        return _page("public/just_taken.html", 409, token=token, zone=zone.key, message=message)
+        not_offered = isinstance(exc, service.NotOffered)
+        return _page(
+            "public/just_taken.html",
+            409,
+            token=token,
+            zone=zone.key,
+            message=message,
+            not_offered=not_offered,
+        )
     except service.LinkUsed:  # cancelled meanwhile
         db.session.rollback()
         return _ended(row.booking) or _link_problem(LinkState.USED)

@@ -15,9 +15,16 @@ from app.accounts.models import User
 from app.admin.settings import all_settings
 from app.bookings import policy
 from app.bookings import service as bookings
-from app.bookings.availability import slots_for
+from app.bookings.availability import candidate_people, slots_for
 from app.bookings.lifecycle import TransitionError
-from app.bookings.models import HOLDING_STATUSES, AuditEntry, Booking, BookingType
+from app.bookings.models import (
+    HOLDING_STATUSES,
+    AuditEntry,
+    Booking,
+    BookingType,
+    Hold,
+    LocationMode,
+)
 from app.database import lock_names, utcnow
 from app.extensions import db
 from app.outbox import emit
@@ -30,6 +37,11 @@ UTC = ZoneInfo("UTC")
 
 class JustTaken(Exception):
     """The slot went to someone else (or is no longer offered)."""
+
+
+class NotOffered(JustTaken):
+    """The time was never one of the offered slots (nobody booked it: it is outside the
+    hours or the window, or not on the slot grid); the visitor is told that, not "taken"."""
 
 
 class OverDailyLimit(Exception):
@@ -98,6 +110,44 @@ def slot_at(kind: BookingType, starts_at: datetime):
     return None
 
 
+def gone(kind: BookingType, starts_at: datetime) -> JustTaken:
+    """Why a time is not bookable, truthfully: ``JustTaken`` when someone's booking holds one
+    of the type's people then, else ``NotOffered`` (it never was a free time)."""
+    people = [p.id for p in candidate_people(kind)]
+    held = people and db.session.scalar(
+        select(func.count())
+        .select_from(Hold)
+        .where(
+            Hold.active.is_(True),
+            Hold.person_id.in_(people),
+            Hold.starts_at < starts_at + kind.duration,
+            Hold.ends_at > starts_at,
+        )
+    )
+    return JustTaken() if held else NotOffered()
+
+
+def _teams_available() -> bool:
+    """Whether Teams meetings can be made now (``app.teams.service.teams_available``); until
+    that exists, never: a visitor must not be offered a meeting nobody can create."""
+    try:
+        from app.teams.service import teams_available
+    except ImportError:
+        return False
+    return bool(teams_available())
+
+
+def visitor_modes(kind: BookingType) -> list[str]:
+    """The ways a visitor may choose to meet: the type's modes, the default first, Teams only
+    while Teams meetings work."""
+    modes = [str(m) for m in (kind.location_modes or [LocationMode.FACE_TO_FACE.value])]
+    default = kind.default_location_mode if kind.default_location_mode in modes else modes[0]
+    ordered = [default] + [m for m in modes if m != default]
+    if LocationMode.TEAMS in ordered and not _teams_available():
+        ordered.remove(LocationMode.TEAMS)
+    return ordered
+
+
 @dataclass(frozen=True)
 class Contact:
     name: str
@@ -153,14 +203,28 @@ def confirm_url(token: str) -> str:
     return absolute_url("public.confirm", token=token)
 
 
-def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime | None = None):
+def book(
+    kind: BookingType,
+    starts_at: datetime,
+    contact: Contact,
+    now: datetime | None = None,
+    location_mode: str | None = None,
+):
     """Book the first free person of the slot for a visitor; returns ``(booking, record)``.
 
-    Raises ``OverDailyLimit`` (after re-sending the manage links of that day's bookings through
-    the outbox) or ``JustTaken``. Runs inside the request's write transaction, so the
-    availability re-check in ``create_booking`` cannot race (B5).
+    ``location_mode`` is the visitor's choice among ``visitor_modes`` (None: the first);
+    the booking carries that mode's address or link. Raises ``ValueError`` for a mode not
+    offered, ``OverDailyLimit`` (after re-sending the manage links of that day's bookings
+    through the outbox) or ``JustTaken`` (``NotOffered`` for a time never offered). Runs
+    inside the request's write transaction, so the availability re-check in
+    ``create_booking`` cannot race (B5).
     """
     now = now or utcnow()
+    modes = visitor_modes(kind)
+    if location_mode is None:
+        location_mode = modes[0] if modes else None
+    if location_mode not in modes:
+        raise ValueError("Choose one of the ways to meet offered for this appointment.")
     settings = all_settings()
     org_zone = zone_or_default(str(settings["organisation_timezone"]))
     limit = int(settings["max_bookings_per_contact_per_day"])
@@ -173,7 +237,7 @@ def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime
             raise OverDailyLimit()
     slot = slot_at(kind, starts_at)
     if slot is None or not slot.people:
-        raise JustTaken()
+        raise gone(kind, starts_at)
     person = db.session.get(User, slot.people[0])
     guests = [bookings.Guest(contact.email, contact.name)] if contact.email else []
     try:
@@ -184,6 +248,7 @@ def book(kind: BookingType, starts_at: datetime, contact: Contact, now: datetime
                 starts_at,
                 [person],
                 guests=guests,
+                location_mode=location_mode,
                 check_availability=True,
                 audience="public",
                 description=f"Booked online by {contact.name}",
