@@ -29,6 +29,7 @@ from app.extensions import db
 from app.guard import parse_day, parse_id, parse_instant
 from app.polls import service
 from app.polls.models import Answer
+from app.public.service import zone_names, zone_or_default
 
 bp = Blueprint("polls", __name__, url_prefix="/polls")
 
@@ -73,6 +74,10 @@ def new():
     people = [db.session.get(User, i) for i in _ids("people")]
     if any(p is None or not p.is_staff for p in people):
         abort(404)
+    # Checked once, before any work: someone who may not assign bookings to others can
+    # still poll outside guests, but is never offered team members they could not send to.
+    may_invite_team = current_user.can(Perm.BOOKINGS_ASSIGN)
+    others = [p for p in people if p.id != current_user.id]
     zone = current_user.zone
     today = datetime.now(zone).date()
     chosen = parse_day((request.values.get("from") or "")[:10])
@@ -92,7 +97,13 @@ def new():
         emails=request.values.get("emails", ""),
         slots=None,
         error=None,
+        may_invite_team=may_invite_team,
+        chosen=set(),
     )
+    if others and not may_invite_team:
+        context["people"] = []
+        context["error"] = TEAM_REFUSAL
+        return render_template("polls/new.html", **context), 403
     everyone = list(dict.fromkeys([current_user._get_current_object(), *people]))
     if request.method == "POST":
         if booking_type is None:
@@ -111,21 +122,33 @@ def new():
                 people,
                 emails,
             )
-        except PermissionDenied:
+        except (PermissionDenied, service.PollError) as exc:
             db.session.rollback()
-            abort(403)
-        except service.PollError as exc:
-            db.session.rollback()
+            # Keep the work: the same times offered again, the chosen ones still ticked.
             context["error"] = str(exc)
-            return render_template("polls/new.html", **context), 422
+            context["chosen"] = {start.isoformat() for start in starts}
+            context["slots"] = _search(booking_type, everyone, first, days, zone)
+            status = 403 if isinstance(exc, PermissionDenied) else 422
+            return render_template("polls/new.html", **context), status
         db.session.commit()
         flash(f"Poll sent to {len(poll.invitees)} people.", "success")
         return redirect(url_for("polls.detail", poll_id=poll.id), 303)
     if booking_type is not None and request.args.get("search"):
-        start = datetime.combine(first, time(0), zone)
-        end = datetime.combine(first + timedelta(days=days), time(0), zone)
-        context["slots"] = service.propose_slots(booking_type, everyone, start, end)[:200]
+        context["slots"] = _search(booking_type, everyone, first, days, zone)
     return render_template("polls/new.html", **context)
+
+
+TEAM_REFUSAL = (
+    "You can send polls to outside guests, but inviting team members needs the "
+    "“Assign bookings to other people” permission. Ask an administrator, or invite them "
+    "by email as guests."
+)
+
+
+def _search(booking_type, everyone, first, days: int, zone):
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(first + timedelta(days=days), time(0), zone)
+    return service.propose_slots(booking_type, everyone, start, end)[:200]
 
 
 @bp.get("/<int:poll_id>")
@@ -149,6 +172,9 @@ def _detail_page(poll, status: int = 200, error: str | None = None):
             error=error,
             is_open=poll.is_open(utcnow()),
             can_book=current_user.can(Perm.BOOKINGS_CREATE),
+            linked=service.linked_calendars(poll),
+            state=service.state_of(poll, utcnow()),
+            may_close=service.may_close(current_user, poll),
         ),
         status,
     )
@@ -201,7 +227,8 @@ def answer(token: str):
     poll = invitee.poll
     if not poll.is_open(utcnow()):
         return _gone("This poll is closed: the organiser has chosen a time or it expired.", 410)
-    zone = poll.organiser.zone
+    given = request.values.get("tz")
+    zone = zone_or_default(given, poll.organiser.timezone)  # detected in the browser, or chosen
     current = {a.option_id: a.answer for a in invitee.answers}
     error = None
     status = 200
@@ -224,6 +251,43 @@ def answer(token: str):
             choices=list(Answer),
             fmt=_formatter(zone),
             error=error,
+            zone=zone.key,
+            zones=zone_names(),
+            tz_given=bool(given),
         ),
         status,
     )
+
+
+# --- the organiser's polls (issue 15) --------------------------------------------------------
+
+
+@bp.get("")
+@permission_required(Perm.BOOKINGS_CREATE)
+def index():
+    """My polls: each with its state (open, answered, booked, closed) and what can be done."""
+    now = utcnow()
+    polls = service.my_polls(current_user)
+    rows = [(poll, service.state_of(poll, now)) for poll in polls]
+    return render_template("polls/index.html", rows=rows)
+
+
+@bp.route("/<int:poll_id>/close", methods=["GET", "POST"])
+@login_required
+def close(poll_id: int):
+    """GET asks for confirmation; POST closes the poll (its links stop taking answers)."""
+    poll = service.get_visible(current_user, poll_id)
+    if poll is None:
+        abort(404)
+    if not service.may_close(current_user, poll):
+        return _detail_page(poll, 409, "This poll is already closed.")
+    if request.method == "GET":
+        return render_template("polls/close.html", poll=poll)
+    try:
+        service.close(current_user._get_current_object(), poll)
+    except service.PollError as exc:
+        db.session.rollback()
+        return _detail_page(db.session.get(type(poll), poll_id), 409, str(exc))
+    db.session.commit()
+    flash("Poll closed. Its links no longer take answers.", "success")
+    return redirect(url_for("polls.index"), 303)

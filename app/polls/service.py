@@ -239,3 +239,64 @@ def book(actor: User, poll: Poll, option_id: int, *, now: datetime | None = None
     poll.booking_id = booking.id
     emit("poll.booked", poll_id=poll.id, booking_id=booking.id)
     return booking
+
+
+# --- the organiser's list and closing (issue 15) --------------------------------------------
+
+STATES = ("open", "answered", "booked", "closed")
+
+
+def state_of(poll: Poll, now: datetime) -> str:
+    """Open (nobody has answered yet), answered (someone has, still open), booked, or closed
+    (closed by hand, or past its expiry without a booking)."""
+    if poll.status == PollStatus.BOOKED:
+        return "booked"
+    if not poll.is_open(now):
+        return "closed"
+    return "answered" if any(i.answered_at for i in poll.invitees) else "open"
+
+
+def my_polls(actor: User) -> list[Poll]:
+    """The polls ``actor`` organised, newest first, with their invitees (two queries)."""
+    from sqlalchemy.orm import selectinload
+
+    return list(
+        db.session.scalars(
+            select(Poll)
+            .where(Poll.organiser_id == actor.id)
+            .options(selectinload(Poll.invitees), selectinload(Poll.options))
+            .order_by(Poll.created_at.desc(), Poll.id.desc())
+        )
+    )
+
+
+def may_close(actor: User, poll: Poll, now: datetime | None = None) -> bool:
+    return poll.is_open(now or utcnow()) and (
+        poll.organiser_id == actor.id or actor.can(Perm.BOOKINGS_VIEW_ALL)
+    )
+
+
+def close(actor: User, poll: Poll, *, now: datetime | None = None) -> None:
+    """Close an open poll: its links stop taking answers; nothing is booked."""
+    begin_write()
+    lock_row(poll)
+    if not may_close(actor, poll, now):
+        raise PollError("This poll is already closed.")
+    poll.status = PollStatus.CLOSED
+    db.session.flush()
+
+
+def linked_calendars(poll: Poll) -> tuple[int, int]:
+    """(internal invitees with at least one linked calendar, internal invitees): how much of
+    the "everyone is free" the proposed times rest on real calendars (seed 003)."""
+    from sqlalchemy import func
+
+    from app.connections.models import Connection
+
+    ids = [i.user_id for i in poll.invitees if i.user_id is not None]
+    if not ids:
+        return 0, 0
+    linked = db.session.scalar(
+        select(func.count(func.distinct(Connection.user_id))).where(Connection.user_id.in_(ids))
+    )
+    return int(linked or 0), len(ids)

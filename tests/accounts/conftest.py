@@ -1116,6 +1116,7 @@ from tests.accounts import (  # noqa: E402
     perm_branding,
     perm_groups,
     perm_health,
+    perm_journeys,
     perm_learner,
     perm_passwords,
     perm_people,
@@ -1146,6 +1147,7 @@ for _area in (
     perm_to_assign,
     perm_branding,
     perm_health,
+    perm_journeys,
 ):
     _area.register(_TABLES)
 
