@@ -25,14 +25,21 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
-from app.accounts.models import Group, Role, User, group_members
+from app.accounts.models import Group, Role, User, WorkingHoursRule, group_members
 from app.accounts.permissions import Perm
 from app.admin.settings import get_setting
 from app.bookings import policy
-from app.bookings.models import HOLDING_STATUSES, Attendee, Booking, BookingType, Status
+from app.bookings.models import (
+    HOLDING_STATUSES,
+    Attendee,
+    Booking,
+    BookingType,
+    Hold,
+    Status,
+)
 from app.connections.models import BLOCKING_STATUSES, BusyBlock, BusyStatus
 from app.connections.titles import busy_label
 from app.database import utcnow
@@ -444,11 +451,37 @@ def _load_bookings(window: Window, statuses: frozenset[str], me: int | None) -> 
     return list(bookings.values())
 
 
-def _load_people(group: str) -> list[tuple[int, str]]:
+def _load_people(group: str, window: Window | None = None) -> list[tuple[int, str]]:
+    """The Team view's people: active staff who can hold bookings (issue 15). Someone who
+    has set no working hours of their own, belongs to no group, has linked no calendar and
+    holds no booking in the shown range is an organiser (an owner, a booking manager), not a
+    bookable person, and gets no empty lane."""
+    from app.connections.models import Connection
+
+    in_a_group = exists().where(group_members.c.user_id == User.id)
+    has_hours = exists().where(WorkingHoursRule.user_id == User.id)
+    has_calendar = exists().where(Connection.user_id == User.id)
+    bookable = [in_a_group, has_hours, has_calendar]
+    if window is not None:
+        bookable.append(
+            exists().where(
+                Hold.person_id == User.id,
+                Hold.active.is_(True),
+                Hold.starts_at < window.end,
+                Hold.ends_at > window.start,
+            )
+        )
+        bookable.append(
+            exists().where(
+                BusyBlock.person_id == User.id,
+                BusyBlock.starts_at < window.end,
+                BusyBlock.ends_at > window.start,
+            )
+        )
     query = (
         select(User.id, User.name)
         .join(Role, User.role_id == Role.id)
-        .where(Role.is_staff.is_(True), User.active.is_(True))
+        .where(Role.is_staff.is_(True), User.active.is_(True), or_(*bookable))
         .order_by(User.name, User.id)
     )
     if group:
@@ -667,7 +700,7 @@ def load_calendar(user: User, params: Params, *, now: datetime | None = None) ->
     if params.type and params.type not in dict(types):
         raise BadRequest("That booking type is not known.")
 
-    people = _load_people(params.group) if team else [(user.id, user.name)]
+    people = _load_people(params.group, window) if team else [(user.id, user.name)]
     statuses = ACTIVE_STATUSES | (ENDED_STATUSES if params.cancelled else frozenset())
     bookings = _load_bookings(window, statuses, None if team else user.id)
 

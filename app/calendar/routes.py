@@ -68,3 +68,31 @@ def index():
             message=str(exc),
         )
     return render("calendar/index.html", "calendar/_calendar.html", cal=calendar)
+
+
+# --- starting a booking from an empty slot (issue 15) ------------------------------------
+
+
+def _pick_url(day, person_id: int) -> str | None:
+    """The booking form for ``person_id`` on ``day``, or None when the viewer cannot book
+    there (no bookings.create, or someone else without bookings.assign)."""
+    if not current_user.can(Perm.BOOKINGS_CREATE):
+        return None
+    if person_id != current_user.id and not current_user.can(Perm.BOOKINGS_ASSIGN):
+        return None
+    return url_for("bookings.new", day=day.isoformat(), people=person_id)
+
+
+@bp.app_template_global()
+def slot_pick_url(column, params, window, index: int) -> str | None:
+    """For a time-grid column: a day of the viewer's own week, or a person's column on the
+    Team day view. static/js/slot-pick.js adds the start time picked in the column."""
+    if params.scope == "team":
+        return _pick_url(params.day, int(column.key))
+    return _pick_url(window.days[index].date, current_user.id)
+
+
+@bp.app_template_global()
+def lane_pick_url(lane, day) -> str | None:
+    """For a day cell of a person's row on the Team week view (no time: chosen in the form)."""
+    return _pick_url(day, lane.person_id)
