@@ -144,6 +144,15 @@ class Config:
         self.MAIL_OUTBOX_DIR = env_str("MAIL_OUTBOX_DIR", str(self.INSTANCE_DIR / "mail"))
         self.MS_AUTHORITY_HOST = env_str("MS_AUTHORITY_HOST", "https://login.microsoftonline.com")
         self.MS_GRAPH_URL = env_str("MS_GRAPH_URL", "https://graph.microsoft.com/v1.0")
+        # Google (issue [12]): OAuth endpoints and the Calendar API v3 base, so a deployment
+        # or a test can point them elsewhere.
+        self.GOOGLE_AUTH_URI = env_str(
+            "GOOGLE_AUTH_URI", "https://accounts.google.com/o/oauth2/v2/auth"
+        )
+        self.GOOGLE_TOKEN_URI = env_str("GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token")
+        self.GOOGLE_CALENDAR_API_URL = env_str(
+            "GOOGLE_CALENDAR_API_URL", "https://www.googleapis.com/calendar/v3"
+        )
         self.SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
         self.SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN")
         # JSON with "{to}" and "{text}" placeholders; the default is {"to": …, "text": …}.

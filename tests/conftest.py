@@ -26,7 +26,7 @@ os.environ["SLOTBOOK_ENV"] = "testing"
 from app import create_app
 from app.config import TestConfig
 
-pytest_plugins = ["tests.fakes.graph_server"]
+pytest_plugins = ["tests.fakes.graph_server", "tests.fakes.google_server"]
 
 PASSWORD = "correct horse battery"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

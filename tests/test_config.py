@@ -103,6 +103,9 @@ def test_development_defaults_live_in_the_instance_folder(env, tmp_path):
         "SLOTBOOK_BASE_URL": "http://127.0.0.1:5000",
         "MS_AUTHORITY_HOST": "https://login.microsoftonline.com",
         "MS_GRAPH_URL": "https://graph.microsoft.com/v1.0",
+        "GOOGLE_AUTH_URI": "https://accounts.google.com/o/oauth2/v2/auth",
+        "GOOGLE_TOKEN_URI": "https://oauth2.googleapis.com/token",
+        "GOOGLE_CALENDAR_API_URL": "https://www.googleapis.com/calendar/v3",
         "OUTBOX_SWEEP_AFTER_SECONDS": 60,
         "OUTBOX_MAX_ATTEMPTS": 8,
     }

@@ -227,10 +227,20 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "personal_providers",
             list,
-            ["microsoft", "caldav", "ics"],
+            ["microsoft", "google", "caldav", "ics"],
             "Personal calendars users may link",
             "calendars",
-            choices=("microsoft", "caldav", "ics"),
+            choices=("microsoft", "google", "caldav", "ics"),
+        ),
+        # Issue [12] (seed 002 "Primary Calendar Provider"): which organisation link covers
+        # people; "both" for mixed tenants, each person by the one whose domain matches.
+        Setting(
+            "primary_calendar_provider",
+            str,
+            "microsoft",
+            "Primary calendar provider",
+            "calendars",
+            choices=("microsoft", "google", "both"),
         ),
         Setting(
             "show_event_details",
@@ -455,6 +465,11 @@ HELP: dict[str, str] = {
         "How often linked calendars are read again to refresh busy times, in minutes."
     ),
     "personal_providers": "Which kinds of personal calendar people may link to their account.",
+    "primary_calendar_provider": (
+        "Which organisation link gives people busy time and bookings without linking "
+        "anything: microsoft (Microsoft 365), google (Google Workspace) or both, for mixed "
+        "tenants: each person by the one whose domain matches (Google's domains first)."
+    ),
     "show_event_details": (
         "Show the titles of events from the organisation's Microsoft calendars, not only "
         "'busy', to people who may see the team calendar."

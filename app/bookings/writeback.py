@@ -39,7 +39,12 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.bookings.models import Attendee, Booking, LocationMode, Status
-from app.connections.models import Connection, ConnectionKind, LinkedCalendar, RemoteEvent
+from app.connections.models import (
+    PERSONAL_KIND_OF,
+    Connection,
+    LinkedCalendar,
+    RemoteEvent,
+)
 from app.connections.providers import provider_for, provider_settings
 from app.connections.providers.base import (
     AuthFailed,
@@ -373,8 +378,8 @@ def calendar_title(booking: Booking) -> str:
 
 def write_calendar_for(person: User) -> LinkedCalendar | None:
     """The calendar that receives this person's bookings: the one they chose among their own
-    links, else their organisation Microsoft 365 calendar unless they linked Microsoft
-    themselves (the personal link takes priority, seed 000)."""
+    links, else their organisation calendar (Microsoft 365 or Google Workspace) unless they
+    linked that provider themselves (the personal link takes priority, seed 000)."""
     rows = db.session.scalars(
         select(LinkedCalendar)
         .join(Connection, Connection.id == LinkedCalendar.connection_id)
@@ -386,9 +391,12 @@ def write_calendar_for(person: User) -> LinkedCalendar | None:
     ]
     if chosen:
         return chosen[0]
-    if any(c.connection.kind == ConnectionKind.MICROSOFT for c in rows):
-        return None
-    organisation = [c for c in rows if c.connection.is_organisation]
+    personal = {c.connection.kind for c in rows}
+    organisation = [
+        c
+        for c in rows
+        if c.connection.is_organisation and PERSONAL_KIND_OF[c.connection.kind] not in personal
+    ]
     return organisation[0] if organisation else None
 
 

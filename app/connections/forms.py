@@ -4,6 +4,7 @@ rendered back with its value."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -59,3 +60,38 @@ class OrganisationForm(FlaskForm):
     )
     client_secret = PasswordField("Client secret", validators=[Optional(), Length(max=500)])
     show_details = BooleanField("Show event details")
+
+
+# --- Google (issue [12]) -------------------------------------------------------------------
+
+
+class GoogleForm(FlaskForm):
+    """The "Connect Google account" button (and "Link again", which names the account)."""
+
+    login_hint = HiddenField(validators=[Optional(), Length(max=300)])
+
+
+class GoogleClientForm(FlaskForm):
+    """The organisation's OAuth client, used by everyone's personal Google link."""
+
+    client_id = StringField(
+        "OAuth client id",
+        id="google-client-id",
+        validators=[DataRequired(message="Enter the OAuth client id."), Length(max=200)],
+    )
+    client_secret = PasswordField(
+        "OAuth client secret",
+        id="google-client-secret",
+        validators=[Optional(), Length(max=500)],
+    )
+
+
+class GoogleWorkspaceForm(FlaskForm):
+    """The Workspace service account (JSON key, write-only) and the domains it covers."""
+
+    key_file = FileField("Service account key (JSON)", id="google-key-file")
+    domains = StringField(
+        "Workspace domains",
+        id="google-domains",
+        validators=[DataRequired(message="Enter at least one domain."), Length(max=2000)],
+    )

@@ -75,6 +75,16 @@ class ConnectionKind(StrEnum):
     ICS = "ics"
     MICROSOFT = "microsoft"  # a person's own Microsoft account (delegated, K2)
     MICROSOFT_ORG = "microsoft-org"  # the organisation's tenant (client credentials, K1)
+    GOOGLE = "google"  # a person's own Google account (OAuth refresh token, K2)
+    GOOGLE_ORG = "google-org"  # Google Workspace (service account, domain-wide delegation, K1)
+
+
+# The organisation-wide kinds, and the personal kind that outranks each for one person.
+ORGANISATION_KINDS = (ConnectionKind.MICROSOFT_ORG, ConnectionKind.GOOGLE_ORG)
+PERSONAL_KIND_OF = {
+    ConnectionKind.MICROSOFT_ORG: ConnectionKind.MICROSOFT,
+    ConnectionKind.GOOGLE_ORG: ConnectionKind.GOOGLE,
+}
 
 
 KIND_LABELS = {
@@ -82,6 +92,8 @@ KIND_LABELS = {
     ConnectionKind.ICS: "ICS subscription",
     ConnectionKind.MICROSOFT: "Microsoft account",
     ConnectionKind.MICROSOFT_ORG: "Microsoft 365 (organisation)",
+    ConnectionKind.GOOGLE: "Google account",
+    ConnectionKind.GOOGLE_ORG: "Google Workspace (organisation)",
 }
 
 
@@ -101,6 +113,8 @@ class Connection(db.Model):
     client_id: Mapped[str | None] = mapped_column(String(200))
     # Sealed with the key ring (app.security); never read this column directly.
     secret_sealed: Mapped[str | None] = mapped_column(Text)
+    # Google Workspace: the lower-case domains whose people the organisation link covers.
+    domains: Mapped[list[str] | None] = mapped_column(JSON)
 
     # Health (K4/K6)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -145,7 +159,7 @@ class Connection(db.Model):
 
     @property
     def is_organisation(self) -> bool:
-        return self.kind == ConnectionKind.MICROSOFT_ORG
+        return self.kind in ORGANISATION_KINDS
 
     @property
     def source(self) -> str:
@@ -154,6 +168,8 @@ class Connection(db.Model):
             return f"graph-org:{self.id}"
         if self.kind == ConnectionKind.MICROSOFT:
             return f"graph:{self.id}"
+        if self.kind == ConnectionKind.GOOGLE_ORG:
+            return f"google-org:{self.id}"
         return f"{self.kind}:{self.id}"
 
 
@@ -177,6 +193,9 @@ class LinkedCalendar(db.Model):
     # events only, so recurring events are expanded no further than this: once the sync
     # window moves past it, the next read is a full one.
     covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why this one calendar could not be read at the last sync (None: it could). The
+    # organisation's link shows it to the person it belongs to (e.g. no delegation for them).
+    last_error: Mapped[str | None] = mapped_column(Text)
 
     connection: Mapped[Connection] = relationship(back_populates="calendars")
 

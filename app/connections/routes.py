@@ -37,6 +37,9 @@ from app.connections import checks, service
 from app.connections.forms import (
     CalDAVForm,
     CalendarOptionsForm,
+    GoogleClientForm,
+    GoogleForm,
+    GoogleWorkspaceForm,
     IcsForm,
     MicrosoftForm,
     OrganisationForm,
@@ -51,6 +54,7 @@ from app.urls import absolute_url
 bp = Blueprint("connections", __name__)
 log = logging.getLogger(__name__)
 FLOW_KEY = "microsoft_link_flow"
+GOOGLE_FLOW_KEY = "google_link_flow"
 
 
 # --- template helpers ------------------------------------------------------------------
@@ -136,6 +140,7 @@ def _page(
         ics=ics,
         relink=relink,
         ms_ready=service.organisation_app_ready(),
+        google_ready=service.google_app_ready(),
         check=check,
         check_error=check_error,
     )
@@ -337,8 +342,21 @@ def disconnect(connection_id: int):
 # --- the organisation's connection and every connection's health -------------------------
 
 
-def _admin_page(form: OrganisationForm | None = None, status: int = 200):
+def _admin_page(
+    form: OrganisationForm | None = None,
+    status: int = 200,
+    google_client: GoogleClientForm | None = None,
+    google_workspace: GoogleWorkspaceForm | None = None,
+):
     organisation = service.organisation_connection()
+    workspace = service.google_workspace_connection()
+    summary = service.google_workspace_summary(workspace)
+    if google_client is None:
+        google_client = GoogleClientForm(formdata=None, data={"client_id": summary["client_id"]})
+    if google_workspace is None:
+        google_workspace = GoogleWorkspaceForm(
+            formdata=None, data={"domains": " ".join(summary["domains"])}
+        )
     if form is None:
         form = OrganisationForm(
             formdata=None,
@@ -353,6 +371,12 @@ def _admin_page(form: OrganisationForm | None = None, status: int = 200):
         form=form,
         organisation=organisation,
         redirect_uri=absolute_url("connections.microsoft_callback"),
+        google_client=google_client,
+        google_workspace=google_workspace,
+        google_redirect_uri=absolute_url("connections.google_callback"),
+        workspace=workspace,
+        google=summary,
+        primary_provider=get_setting("primary_calendar_provider"),
         **_health_context(),
     ), status
 
@@ -413,3 +437,73 @@ def admin_sync(connection_id: int):
         )
     flash(message, "success")
     return redirect(url_for("connections.admin"), 303)
+
+
+# --- Google (issue [12]) -----------------------------------------------------------------
+
+
+@bp.post("/me/calendars/google")
+@login_required
+def google_start():
+    form = GoogleForm()
+    try:
+        flow = service.start_google_link(current_user, form.login_hint.data)
+    except LinkError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("connections.index"), 303)
+    session[GOOGLE_FLOW_KEY] = service.seal_flow(flow)  # holds the PKCE verifier
+    return redirect(flow["auth_uri"], 303)
+
+
+@bp.get("/me/calendars/google/callback")
+@login_required
+def google_callback():
+    flow = service.open_flow(session.pop(GOOGLE_FLOW_KEY, None))
+    db.session.rollback()  # end the read: linking writes later, as a writer
+    try:
+        connection = service.complete_google_link(current_user, flow, request.args.to_dict())
+        db.session.commit()
+    except LinkError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("connections.index"), 303)
+    return _linked(connection)
+
+
+@bp.post("/admin/calendars/google/client")
+@permission_required(Perm.INTEGRATIONS_MANAGE)
+def google_client_save():
+    form = GoogleClientForm()
+    if not form.validate_on_submit():
+        return _admin_page(status=400, google_client=form)
+    try:
+        service.save_google_client(form.client_id.data, form.client_secret.data or None)
+        db.session.commit()
+    except LinkError as exc:
+        db.session.rollback()
+        form.form_errors.append(str(exc))
+        return _admin_page(status=400, google_client=form)
+    flash("Google OAuth client saved: people can now connect their Google accounts.", "success")
+    return redirect(url_for("connections.admin") + "#google-h", 303)
+
+
+@bp.post("/admin/calendars/google/workspace")
+@permission_required(Perm.INTEGRATIONS_MANAGE)
+def google_workspace_save():
+    form = GoogleWorkspaceForm()
+    if not form.validate_on_submit():
+        return _admin_page(status=400, google_workspace=form)
+    try:
+        upload = form.key_file.data
+        raw = upload.read(service.MAX_KEY_FILE + 1) if upload and upload.filename else None
+        key = service.parse_service_account_key(raw) if raw else None
+        domains = service.parse_domains([form.domains.data or ""])
+        service.save_google_workspace(key, domains)
+        db.session.commit()
+    except LinkError as exc:
+        db.session.rollback()
+        form.form_errors.append(str(exc))
+        return _admin_page(status=400, google_workspace=form)
+    flash("Google Workspace connection saved. It syncs within a minute.", "success")
+    return redirect(url_for("connections.admin") + "#workspace-h", 303)

@@ -31,6 +31,7 @@ from app.connections.freshness import STALE_AFTER_INTERVALS, sync_interval
 from app.connections.http import parse_target
 from app.connections.models import (
     KIND_LABELS,
+    ORGANISATION_KINDS,
     BusyBlock,
     Connection,
     ConnectionKind,
@@ -46,7 +47,12 @@ from app.security import DecryptionError, keyring
 MAX_URL_LENGTH = 2000
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-PERSONAL_KINDS = (ConnectionKind.CALDAV, ConnectionKind.ICS, ConnectionKind.MICROSOFT)
+PERSONAL_KINDS = (
+    ConnectionKind.CALDAV,
+    ConnectionKind.ICS,
+    ConnectionKind.MICROSOFT,
+    ConnectionKind.GOOGLE,
+)
 ACCESS_DENIED = (
     "You did not give Slotbook access to your Microsoft calendar, so nothing was linked."
 )
@@ -370,6 +376,8 @@ def disconnect(user, connection_id: int) -> str:
     write_calendar_changed(user.id)
     if kind == ConnectionKind.MICROSOFT and (organisation := _organisation_connection()):
         request_sync(organisation)  # the organisation link covers this person again
+    if kind == ConnectionKind.GOOGLE and (workspace := google_workspace_connection()):
+        request_sync(workspace)
     db.session.flush()
     return label
 
@@ -377,6 +385,8 @@ def disconnect(user, connection_id: int) -> str:
 def calendar_name(calendar: LinkedCalendar) -> str:
     """A calendar's name on screen; the organisation's rows are named after their person,
     which reads oddly to that person."""
+    if calendar.connection.kind == ConnectionKind.GOOGLE_ORG:
+        return "Google Workspace calendar"
     if calendar.connection.is_organisation:
         return "Microsoft 365 calendar"
     return calendar.name or "Calendar"
@@ -403,14 +413,15 @@ def user_connections(user) -> list[Connection]:
 
 
 def organisation_calendars(user) -> list[LinkedCalendar]:
-    """The person's calendars that come from the organisation's Microsoft 365 link."""
+    """The person's calendars that come from an organisation link (Microsoft 365, Google
+    Workspace)."""
     return list(
         db.session.scalars(
             select(LinkedCalendar)
             .join(Connection, Connection.id == LinkedCalendar.connection_id)
             .where(
                 LinkedCalendar.person_id == user.id,
-                Connection.kind == ConnectionKind.MICROSOFT_ORG,
+                Connection.kind.in_(ORGANISATION_KINDS),
             )
             .options(selectinload(LinkedCalendar.connection))
             .order_by(LinkedCalendar.id)
@@ -600,7 +611,7 @@ def relink_notices(user) -> list[Connection]:
 
     mine = Connection.user_id == user.id
     if user.can(Perm.INTEGRATIONS_MANAGE):
-        mine = or_(mine, Connection.kind == ConnectionKind.MICROSOFT_ORG)
+        mine = or_(mine, Connection.kind.in_(ORGANISATION_KINDS))
     rows = db.session.scalars(
         select(Connection).where(Connection.needs_relink.is_(True), mine).order_by(Connection.id)
     )
@@ -681,3 +692,213 @@ def display_url(url: str | None) -> str:
         return ""
     shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return shown + ("?…" if parts.query else "")
+
+
+# --- Google (issue [12]) -----------------------------------------------------------------
+
+GOOGLE_ACCESS_DENIED = (
+    "You did not give Slotbook access to your Google calendar, so nothing was linked."
+)
+GOOGLE_STATE_MISMATCH = (
+    "The answer from Google did not match the sign-in started from this browser, so "
+    "nothing was linked. Please start again."
+)
+GOOGLE_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+MAX_KEY_FILE = 64 * 1024  # a service account key is about 2.4 KB
+
+
+def google_workspace_connection() -> Connection | None:
+    """The organisation's Google row (OAuth client for personal links, and the Workspace
+    service account with its domains), if an administrator set either up."""
+    return db.session.scalars(
+        select(Connection)
+        .where(Connection.kind == ConnectionKind.GOOGLE_ORG)
+        .order_by(Connection.id)
+    ).first()
+
+
+def google_app_ready() -> bool:
+    """Whether personal Google links can work: they use the organisation's OAuth client."""
+    return bool(provider_settings().google_client_id)
+
+
+def start_google_link(user, login_hint: str | None = None) -> dict:
+    """The authorization-code flow to keep (sealed) in the session; its ``auth_uri`` is
+    where to send the person."""
+    from app.connections.providers import google
+
+    _require_provider(ConnectionKind.GOOGLE)
+    settings = provider_settings()
+    try:
+        return google.start_link(settings, login_hint=login_hint or None)
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
+
+
+def complete_google_link(user, flow: dict | None, query: dict[str, str]) -> Connection:
+    """Finish the link from Google's answer: check it belongs to the flow this browser
+    started, redeem the code (with the PKCE verifier) for a refresh token, then save the
+    account and its calendars."""
+    from app.connections.providers import google
+
+    _require_provider(ConnectionKind.GOOGLE)
+    if query.get("error"):
+        if query["error"] == "access_denied":
+            raise LinkError(GOOGLE_ACCESS_DENIED)
+        raise LinkError("Google did not link the account. Please try again.")
+    if not flow or not query.get("state") or query.get("state") != flow.get("state"):
+        raise LinkError(GOOGLE_STATE_MISMATCH)
+    settings = provider_settings()
+    _release_for_network()
+    try:
+        account = google.finish_link(settings, flow, query)
+    except ProviderError as exc:
+        raise LinkError(str(exc)) from exc
+    return finish_google_link(user, account)
+
+
+def finish_google_link(user, account) -> Connection:
+    """Save a personal Google account. The same account linked again gets its new token,
+    loses "needs re-link" and keeps the person's calendar choices."""
+    _require_provider(ConnectionKind.GOOGLE)
+    email = (account.email or "").strip().lower()
+    if not email or not account.refresh_token:
+        raise LinkError("Google did not say which account was linked. Please try again.")
+    draft = Connection(
+        kind=ConnectionKind.GOOGLE, user_id=user.id, username=email[:300], label=email[:200]
+    )
+    draft.store_secret(account.refresh_token)
+    connection = link_draft(user.id, draft)
+    if (workspace := google_workspace_connection()) is not None:
+        request_sync(workspace)  # the personal link now outranks it for this person
+    return connection
+
+
+def _google_row() -> Connection:
+    row = google_workspace_connection()
+    if row is None:
+        row = Connection(kind=ConnectionKind.GOOGLE_ORG, label="Google Workspace", domains=[])
+        db.session.add(row)
+    return row
+
+
+def _google_secret(row: Connection) -> dict:
+    from app.connections.providers.google import org_secret
+
+    return org_secret(row.reveal_secret()) if row.secret_sealed else {}
+
+
+def save_google_client(client_id: str, client_secret: str | None) -> Connection:
+    """The organisation's OAuth client for personal Google links (id and secret from the
+    Google Cloud console). A blank secret keeps the saved one for the same client id."""
+    client_id = (client_id or "").strip()
+    if not GOOGLE_CLIENT_ID_RE.match(client_id):
+        raise LinkError(
+            "The OAuth client id looks like 1234567890-abc123.apps.googleusercontent.com."
+        )
+    secret = (client_secret or "").strip() or None
+    row = google_workspace_connection()
+    saved = _google_secret(row) if row is not None else {}
+    if secret is None and not (saved.get("client_secret") and row.client_id == client_id):
+        raise LinkError("Enter the OAuth client secret (a new client id needs its own).")
+    row = _google_row()
+    row.client_id = client_id[:200]
+    if secret is not None:
+        saved["client_secret"] = secret[:500]
+    row.store_secret(json.dumps(saved))
+    db.session.flush()
+    return row
+
+
+def parse_domains(values: Iterable[str]) -> list[str]:
+    """Workspace domains, lower case, each checked; at least one."""
+    domains: list[str] = []
+    for value in values:
+        for part in re.split(r"[\s,]+", value or ""):
+            domain = part.strip().lower().lstrip("@")
+            if not domain:
+                continue
+            if not DOMAIN_RE.match(domain):
+                raise LinkError(f"“{domain[:80]}” is not a domain such as example.org.")
+            if domain not in domains:
+                domains.append(domain)
+    if not domains:
+        raise LinkError("Enter at least one Workspace domain, such as example.org.")
+    if len(domains) > 50:
+        raise LinkError("At most 50 domains.")
+    return domains
+
+
+def parse_service_account_key(raw: bytes | str) -> dict:
+    """The uploaded JSON key, checked (a service account key whose private key opens)."""
+    from app.connections.providers.google import ServiceAccount
+
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_KEY_FILE:
+            raise LinkError("That file is too large to be a service account key.")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LinkError("The key file must be the JSON file Google made.") from exc
+    try:
+        info = json.loads(raw)
+    except ValueError as exc:
+        raise LinkError("The key file must be the JSON file Google made.") from exc
+    try:
+        ServiceAccount.from_info(info)
+    except ValueError as exc:
+        raise LinkError(str(exc)) from exc
+    return info
+
+
+def save_google_workspace(key: dict | None, domains: list[str]) -> Connection:
+    """Set the service account (its key sealed with the rest of the row's secret; None
+    keeps the saved key) and the domains whose people it covers (K1). The next sync checks
+    the key against Google for each person."""
+    row = google_workspace_connection()
+    saved = _google_secret(row) if row is not None else {}
+    if key is None and not saved.get("service_account"):
+        raise LinkError("Upload the service account's JSON key.")
+    row = _google_row()
+    if key is not None:
+        saved["service_account"] = key
+        row.username = str(key.get("client_email") or "")[:300]
+        row.needs_relink = False
+        row.last_error = None
+        row.failure_count = 0
+        from app.connections.providers.google import forget_all_tokens
+
+        forget_all_tokens()  # tokens of an older key must not be reused
+    row.domains = list(domains)
+    row.store_secret(json.dumps(saved))
+    request_sync(row)
+    db.session.flush()
+    return row
+
+
+def remove_google_workspace() -> Connection | None:
+    """Stop covering people through the service account (the OAuth client stays)."""
+    row = google_workspace_connection()
+    if row is None:
+        return None
+    saved = _google_secret(row)
+    saved.pop("service_account", None)
+    row.store_secret(json.dumps(saved))
+    row.username = None
+    row.domains = []
+    request_sync(row)
+    db.session.flush()
+    return row
+
+
+def google_workspace_summary(row: Connection | None) -> dict:
+    """What the admin screen shows of the Google row (never a secret)."""
+    if row is None:
+        return {"client_id": "", "has_client_secret": False, "service_account": "", "domains": []}
+    saved = _google_secret(row)
+    return {
+        "client_id": row.client_id or "",
+        "has_client_secret": bool(saved.get("client_secret")),
+        "service_account": row.username if saved.get("service_account") else "",
+        "domains": list(row.domains or []),
+    }

@@ -21,6 +21,7 @@ from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.connections.freshness import sync_interval
 from app.connections.models import (
+    PERSONAL_KIND_OF,
     BusyBlock,
     BusyStatus,
     Connection,
@@ -116,7 +117,7 @@ def sync_connection(connection_id: int, now: datetime | None = None) -> SyncRepo
         # One retry within a sync is enough: the next sync is only an interval away.
         provider = provider_for(connection, replace(provider_settings(), http_attempts=2))
         if connection.is_organisation:
-            tenant = provider.list_calendars()
+            tenant = _organisation_members(connection, provider)
             _end_read()
             begin_write()
             _match_tenant_users(_reload(connection_id), tenant)
@@ -249,8 +250,10 @@ def _store(
             continue  # ticked, or reset, while we were reading: the next sync reads it
         if isinstance(result, ProviderError):
             report.warnings.append(f"{calendar.name or 'Calendar'}: {result}")
+            calendar.last_error = str(result)[:2000]  # its person sees why (K6)
             failed += 1
             continue
+        calendar.last_error = None
         _apply(connection, calendar, result, report)
         calendar.sync_cursor = result.cursor
         calendar.last_synced_at = now
@@ -319,15 +322,49 @@ def _clear(calendar: LinkedCalendar) -> int:
     ).rowcount
 
 
+def _organisation_members(connection: Connection, provider: Provider) -> list[RemoteCalendar]:
+    """Who an organisation link could cover. Microsoft lists the tenant's users; Google
+    Workspace covers the active people whose email is in its domains (a directory read
+    would need an admin scope), once the provider has checked its key opens."""
+    if connection.kind != ConnectionKind.GOOGLE_ORG:
+        return provider.list_calendars()
+    domains = {d.lower() for d in connection.domains or []}
+    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)).all()
+    provider.list_calendars()
+    return [
+        RemoteCalendar(u.email.lower(), u.name or u.email)
+        for u in users
+        if u.email and u.email.rpartition("@")[2].lower() in domains
+    ]
+
+
+def _primary_allows(connection: Connection, email: str) -> bool:
+    """Setting ``primary_calendar_provider`` (seed 002): the organisation link of the
+    primary provider covers people; with "both", Google Workspace covers its domains and
+    Microsoft 365 everyone else in its tenant."""
+    primary = get_setting("primary_calendar_provider")
+    google = connection.kind == ConnectionKind.GOOGLE_ORG
+    if primary != "both":
+        return primary == ("google" if google else "microsoft")
+    if google:
+        return True
+    workspace = db.session.scalars(
+        select(Connection).where(Connection.kind == ConnectionKind.GOOGLE_ORG)
+    ).first()
+    domains = {d.lower() for d in (workspace.domains or [])} if workspace else set()
+    return email.rpartition("@")[2].lower() not in domains
+
+
 def _match_tenant_users(connection: Connection | None, tenant: list[RemoteCalendar]) -> None:
     """Give every Slotbook user whose email is in the tenant an organisation calendar (K1),
-    except people with their own Microsoft link, which takes priority (seed 000)."""
+    except people with their own link at the same provider, which takes priority (seed
+    000), and people the primary provider setting gives to the other organisation link."""
     if connection is None:
         return
-    by_email = {c.remote_id.lower(): c for c in tenant}
+    by_email = {c.remote_id.lower(): c for c in tenant if _primary_allows(connection, c.remote_id)}
     personal = set(
         db.session.scalars(
-            select(Connection.user_id).where(Connection.kind == ConnectionKind.MICROSOFT)
+            select(Connection.user_id).where(Connection.kind == PERSONAL_KIND_OF[connection.kind])
         )
     )
     users = db.session.scalars(

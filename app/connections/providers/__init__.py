@@ -25,6 +25,7 @@ def provider_settings() -> ProviderSettings:
     config = current_app.config
     redirect_uri = absolute_url("connections.microsoft_callback")
     client_id, client_secret = _organisation_app()
+    google_id, google_secret = _google_client()
     return ProviderSettings(
         allow_private_urls=bool(
             config.get("SLOTBOOK_ALLOW_PRIVATE_URLS") or get_setting("allow_private_calendar_urls")
@@ -34,6 +35,12 @@ def provider_settings() -> ProviderSettings:
         redirect_uri=redirect_uri,
         ms_client_id=client_id,
         ms_client_secret=client_secret,
+        google_auth_uri=config["GOOGLE_AUTH_URI"],
+        google_token_uri=config["GOOGLE_TOKEN_URI"],
+        google_api_url=config["GOOGLE_CALENDAR_API_URL"].rstrip("/"),
+        google_client_id=google_id,
+        google_client_secret=google_secret,
+        google_redirect_uri=absolute_url("connections.google_callback"),
         timeout=float(config.get("SLOTBOOK_CALENDAR_TIMEOUT", 20.0)),
         download_timeout=float(config.get("SLOTBOOK_CALENDAR_DOWNLOAD_TIMEOUT", 60.0)),
     )
@@ -54,6 +61,25 @@ def _organisation_app() -> tuple[str, str]:
     return org.client_id, org.reveal_secret() or ""
 
 
+def _google_client() -> tuple[str, str]:
+    """The organisation's Google OAuth client (id, secret) for personal links, if entered;
+    it is kept on the Google Workspace row, sealed with its service account key."""
+    from sqlalchemy import select
+
+    from app.connections.models import ConnectionKind
+    from app.extensions import db
+
+    org = db.session.scalars(
+        select(Connection).where(Connection.kind == ConnectionKind.GOOGLE_ORG)
+    ).first()
+    if org is None or not org.client_id or not org.secret_sealed:
+        return "", ""
+    from app.connections.providers.google import org_secret
+
+    secret = org_secret(org.reveal_secret()).get("client_secret") or ""
+    return (org.client_id, str(secret)) if secret else ("", "")
+
+
 def provider_for(connection: Connection, settings: ProviderSettings | None = None) -> Provider:
     """The provider object for a connection, holding its decrypted secret for this call only."""
     _load_builtin_providers()
@@ -63,4 +89,4 @@ def provider_for(connection: Connection, settings: ProviderSettings | None = Non
 
 def _load_builtin_providers() -> None:
     # Imported on first use: each module registers its class.
-    from app.connections.providers import caldav, graph, ics  # noqa: F401
+    from app.connections.providers import caldav, google, graph, ics  # noqa: F401

@@ -198,3 +198,11 @@ class ProviderSettings:
     # The organisation's app registration, also used for personal Microsoft links (K2).
     ms_client_id: str = ""
     ms_client_secret: str = field(default="", repr=False)
+    # Google (issue [12]): the OAuth endpoints, the Calendar API base, the organisation's
+    # OAuth client for personal links and the callback it redirects to.
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    google_api_url: str = "https://www.googleapis.com/calendar/v3"
+    google_client_id: str = ""
+    google_client_secret: str = field(default="", repr=False)
+    google_redirect_uri: str = ""
