@@ -154,12 +154,25 @@ def render_email(
         "deadline": _deadline(payload.get("deadline"), zone),
         "brand": branding(),
         "calendars_url": absolute_url("connections.index"),
+        "add_to_calendar": _add_to_calendar(rule, booking, zone),
         **(extra or {}),
     }
     name = RULES[rule].template
     text = render_template(f"notifications/email/{name}.txt", **context)
     html = render_template(f"notifications/email/{name}.html", **context)
     return Rendered(subject=subject, text=_tidy(text), html=html)
+
+
+def _add_to_calendar(rule: Rule, booking: Booking | None, zone: ZoneInfo) -> dict | None:
+    """Google and Outlook "Add to calendar" links for a visitor's confirmed booking ([13]):
+    the attached .ics covers mail clients that read it, the links cover webmail that does
+    not. Built by ``public.visit``, as on the visitor's pages."""
+    if rule is not Rule.VISITOR_BOOKED or booking is None or booking.status != Status.CONFIRMED:
+        return None
+    from app.public import visit
+
+    seen = visit.describe(booking, zone, branding()["organisation_name"])
+    return visit.web_links(seen)
 
 
 def _tidy(text: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.bookings.models import Booking, BookingType
 from app.extensions import db
+from tests.notifications.conftest import deliver_all, smtp_server  # noqa: F401 - fixture
 from tests.public.conftest import book_form, count, first_slot, outbox, token_from
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -158,3 +159,26 @@ def test_a_time_taken_meanwhile_is_called_just_taken(app, client, public):
     page = again.get_data(as_text=True)
     assert again.status_code == 409
     assert "that time was just taken" in page and "not available" not in page
+
+
+def test_the_confirmation_email_gives_end_time_clickable_link_and_calendar_links(
+    app,
+    client,
+    public,
+    smtp_server,  # noqa: F811 - the imported fixture
+):
+    _modes(app, public["kind"], location_modes=["face_to_face", "remote"], remote_detail=LINK)
+    start = first_slot(app, public["kind"])
+    assert (
+        book_form(client, "consultation", start, tz="Asia/Tokyo", location_mode="remote")
+    ).status_code == 200
+    deliver_all(app)
+    [mail] = smtp_server.to("vera@example.test")
+    begin, end = start.astimezone(TOKYO), (start + timedelta(hours=1)).astimezone(TOKYO)
+    assert f"{begin:%H:%M}–{end:%H:%M} JST (Asia/Tokyo)" in mail.text
+    assert "Agnes Agent" in mail.text
+    assert f'<a href="{LINK}">{LINK}</a>' in mail.html
+    google = re.search(r'href="(https://calendar\.google\.com/[^"]+)"', mail.html).group(1)
+    dates = parse_qs(urlsplit(html_lib.unescape(google)).query)["dates"]
+    assert dates == [f"{start:%Y%m%dT%H%M%SZ}/{(start + timedelta(hours=1)):%Y%m%dT%H%M%SZ}"]
+    assert "Add to Outlook.com: https://outlook.live.com/" in mail.text
