@@ -145,9 +145,13 @@ TYPES = [
     dict(
         slug="public-appointment",
         name="Public appointment",
+        description="Thirty minutes with an adviser about our apprenticeships, online or at "
+        "our office.",
         duration_minutes=30,
         bookable_by=["public", "learner", "staff"],
         location_modes=["remote", "face_to_face"],
+        face_to_face_detail="Slotbook Training, 1 Market Street, Leeds LS1 6DT",
+        remote_detail="https://meet.example/public-desk",
         colour="#b0531f",
         availability_source="group",
     ),
