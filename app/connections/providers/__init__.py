@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from dataclasses import replace
+
+from flask import current_app, has_app_context
 
 from app.connections.models import Connection
 from app.connections.providers.base import Provider, ProviderSettings
@@ -84,7 +86,30 @@ def provider_for(connection: Connection, settings: ProviderSettings | None = Non
     """The provider object for a connection, holding its decrypted secret for this call only."""
     _load_builtin_providers()
     cls = _REGISTRY[connection.kind]
-    return cls(connection, connection.reveal_secret(), settings or provider_settings())
+    settings = settings or provider_settings()
+    if not settings.person_zones:
+        settings = replace(settings, person_zones=_person_zones(connection))
+    return cls(connection, connection.reveal_secret(), settings)
+
+
+def _person_zones(connection: Connection) -> tuple[tuple[int, str], ...]:
+    """Each calendar owner's zone, read here (before any network call) because providers
+    never touch the database."""
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+    from app.extensions import db
+
+    if not has_app_context():
+        return ()
+    with db.session.no_autoflush:  # a connection being set up is not saved by reading
+        ids = {c.person_id for c in connection.calendars} | {connection.user_id}
+        ids.discard(None)
+        if not ids:
+            return ()
+        query = select(User.id, User.timezone).where(User.id.in_(ids))
+        rows = db.session.execute(query).all()
+    return tuple((row.id, row.timezone) for row in rows if row.timezone)
 
 
 def _load_builtin_providers() -> None:

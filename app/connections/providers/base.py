@@ -11,8 +11,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from app.connections.models import Connection, LinkedCalendar
@@ -162,6 +163,15 @@ class Provider(ABC):
                 results[calendar.id] = exc
         return results
 
+    def owner_zone(self, calendar: LinkedCalendar) -> tzinfo:
+        """The zone of the calendar's owner, for all-day and floating times (an all-day event
+        in Sydney blocks Sydney's midnight to midnight); UTC when unknown."""
+        name = dict(self.settings.person_zones).get(calendar.person_id)
+        try:
+            return ZoneInfo(name) if name else UTC
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return UTC
+
     def create_event(self, calendar: LinkedCalendar, event: EventData) -> WrittenEvent:
         raise ProviderError(f"{self.connection.kind_label} calendars are read-only.")
 
@@ -195,6 +205,9 @@ class ProviderSettings:
     max_retry_wait: float = 30.0  # Retry-After longer than this becomes RateLimited
     max_instances_per_event: int = 2000  # recurrence expansion cap (K6)
     max_expand_seconds: float = 5.0  # expansion time budget per calendar (K6)
+    # (person id, IANA zone) of the people whose calendars are read: all-day and floating
+    # times are read in the calendar owner's zone (filled by ``providers.provider_for``).
+    person_zones: tuple[tuple[int, str], ...] = ()
     # The organisation's app registration, also used for personal Microsoft links (K2).
     ms_client_id: str = ""
     ms_client_secret: str = field(default="", repr=False)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -256,7 +256,9 @@ class CalDavProvider(Provider):
             if listing is None:  # the server cannot do sync-collection: plain query
                 listing = self._query_all(url)
             self._fill_missing_data(url, listing, full=cursor is None)
-        changes, warnings, expanded_all = self._expand(listing, start, end, full=cursor is None)
+        changes, warnings, expanded_all = self._expand(
+            listing, start, end, full=cursor is None, zone=self.owner_zone(calendar)
+        )
         if listing.partial or not expanded_all:
             # Cut short (page cap or time budget): what was read replaces only those events,
             # the rest keep their cached busy time, and no token is kept, so the next sync
@@ -372,9 +374,10 @@ class CalDavProvider(Provider):
                 listing.changed[href] = item.calendar_data
 
     def _expand(
-        self, listing: _Listing, start: datetime, end: datetime, full: bool
+        self, listing: _Listing, start: datetime, end: datetime, full: bool, zone: tzinfo = UTC
     ) -> tuple[list[EventChange], list[str], bool]:
-        """Busy blocks per object, keyed by its href; the time budget is per calendar. The
+        """Busy blocks per object, keyed by its href, all-day and floating times in the
+        owner's ``zone``; the time budget is per calendar. The
         flag is False when the budget ran out before every object was expanded; then every
         object read is listed, busy or not, as the result can only replace those."""
         deleted = [EventChange(key=href, deleted=True) for href in sorted(listing.deleted)]
@@ -398,6 +401,7 @@ class CalDavProvider(Provider):
                 max_instances=self.settings.max_instances_per_event,
                 max_seconds=remaining,
                 key_prefix=href,
+                floating_zone=zone,
             )
             warnings += result.warnings
             blocks = [block for change in result.changes for block in change.blocks]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -95,7 +95,8 @@ class IcsProvider(Provider):
                 response.close()
                 return SyncResult(changes=[], cursor=cursor, full=False, requests=self.requests)
             body = self._body(self._checked(response))
-        return self._expanded(body, response, start, end + WINDOW_SLACK)
+        zone = self.owner_zone(calendar)
+        return self._expanded(body, response, start, end + WINDOW_SLACK, zone)
 
     def _address(self) -> str:
         """The feed URL: sealed as the connection's secret (it usually carries an access
@@ -105,14 +106,21 @@ class IcsProvider(Provider):
     # -- reading the feed -----------------------------------------------------------------
 
     def _expanded(
-        self, body: bytes, response: requests.Response, start: datetime, until: datetime
+        self,
+        body: bytes,
+        response: requests.Response,
+        start: datetime,
+        until: datetime,
+        zone: tzinfo,
     ) -> SyncResult:
+        """Busy time of the whole feed; all-day and floating times in the owner's ``zone``."""
         result = busy_from_ical(
             body,
             start,
             until,
             max_instances=self.settings.max_instances_per_event,
             max_seconds=self.settings.max_expand_seconds,
+            floating_zone=zone,
         )
         if not result.readable:
             raise NotACalendarServer(NOT_A_FEED)
