@@ -127,6 +127,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(feeds_bp)
     app.register_blueprint(webhooks_bp)
+    from app.teams.attendance_routes import bp as otj_bp
+
+    app.register_blueprint(otj_bp)  # Teams attendance review and /reports/otj (T3, T4)
     from app.health import bp as health_bp
 
     app.register_blueprint(health_bp)  # /healthz and /readyz: no sign-in (load balancers)

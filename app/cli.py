@@ -29,6 +29,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(people)
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
+    from app.teams.cli import teams
+
+    app.cli.add_command(teams)
 
 
 @click.command("create-owner")

@@ -211,6 +211,21 @@ def purge_outdated_visitors() -> int:
     return purged
 
 
+# --- Teams attendance → off-the-job minutes (T3) -------------------------------------------
+
+
+@in_app_context
+def record_teams_attendance() -> int:
+    """Nightly: read ended Teams meetings' attendance reports and record off-the-job minutes
+    (``app.teams.attendance`` ends its own transactions around the Graph calls)."""
+    from app.teams.attendance import run
+
+    summary = run()
+    if summary.error:
+        log.warning("Teams attendance stopped: %s", summary.error)
+    return summary.checked
+
+
 SCHEDULE: list[Periodic] = [
     Periodic("outbox-sweep", 60, sweep_outbox),
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
@@ -219,6 +234,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("api-token-uses", 60, record_api_token_uses),
     # Its tick number is the UTC day, so it runs once a night, just after midnight UTC.
     Periodic("purge-outdated-visitors", 86400, purge_outdated_visitors),
+    # Nightly too: a meeting's attendance is read the night after it (seed 001).
+    Periodic("teams-attendance", 86400, record_teams_attendance),
 ]
 
 

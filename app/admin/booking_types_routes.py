@@ -55,6 +55,7 @@ def _values_of(kind: BookingType | None) -> dict:
     values["location_modes"] = list(source["location_modes"] or [])
     values["bookable_by"] = list(source["bookable_by"] or [])
     values["requires_approval"] = bool(source["requires_approval"])
+    values["complete_on_verified"] = bool(source["complete_on_verified"])
     values["weekends_enabled"] = {True: "on", False: "off"}.get(source["weekends_enabled"], "")
     values["default_location_mode"] = _text(source["default_location_mode"])
     return values
@@ -66,6 +67,7 @@ def _values_posted() -> dict:
     values["location_modes"] = form.getlist("location_modes")
     values["bookable_by"] = form.getlist("bookable_by")
     values["requires_approval"] = form.get("requires_approval") in ("y", "on", "1", "true")
+    values["complete_on_verified"] = form.get("complete_on_verified") in ("y", "on", "1", "true")
     return values
 
 

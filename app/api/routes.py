@@ -31,12 +31,20 @@ from app.bookings.availability import slots_for
 from app.bookings.models import Attendee, Booking, BookingType
 from app.database import begin_write
 from app.extensions import db
+from app.teams import attendance
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate)
 register_error_handlers(bp)
 
-PATCH_FIELDS = ("start", "status", "description", "location_detail", "location_mode")
+PATCH_FIELDS = (
+    "start",
+    "status",
+    "description",
+    "location_detail",
+    "location_mode",
+    "planned_otj_minutes",
+)
 STATUS_CHANGES = {
     "confirmed": service.approve,
     "rejected": service.reject,
@@ -182,6 +190,8 @@ def create_booking():
         description=description or "",
         check_availability=True,
     )
+    if "planned_otj_minutes" in data:  # else the type's plan, set by create_booking
+        booking.planned_otj_minutes = attendance.check_planned(data["planned_otj_minutes"])
     db.session.commit()
     response = _booking_response(booking, zone, 201)
     response.headers["Location"] = url_for("api.get_booking", booking_id=booking.id)
@@ -255,6 +265,8 @@ def update_booking(booking_id: int):
             location_detail=location_detail,
             location_mode=location_mode,
         )
+    if "planned_otj_minutes" in data:
+        attendance.set_planned_minutes(actor, booking, data["planned_otj_minutes"])
     if status is not None:
         STATUS_CHANGES[status](actor, booking)
     db.session.commit()

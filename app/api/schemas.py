@@ -226,13 +226,17 @@ class Error(Out):
 
 
 ORG_DEFAULT = "null: the organisation's setting applies."
+NULL_MEANS = {
+    "max_per_day": "null: no limit.",
+    "planned_otj_minutes": "null: no off-the-job time planned (attendance is not recorded).",
+}
 
 
 def _bound(name: str, *, nullable: bool = False) -> Any:
     bound = booking_types.NUMBERS[name]
     description = f"{bound.unit.capitalize()}."
     if nullable:
-        description += " " + ("null: no limit." if name == "max_per_day" else ORG_DEFAULT)
+        description += " " + NULL_MEANS.get(name, ORG_DEFAULT)
     return optional(ge=bound.low, le=bound.high, description=description)
 
 
@@ -271,6 +275,12 @@ class BookingType(Out):
     )
     colour: str = Field(description="How the type shows in calendars, as #rrggbb.")
     active: bool
+    planned_otj_minutes: int | None = Field(
+        description="Off-the-job minutes new bookings of this type plan (null: none planned)."
+    )
+    complete_on_verified: bool = Field(
+        description="Bookings are completed when their off-the-job hours are verified."
+    )
 
 
 class BookingTypeList(Out):
@@ -309,6 +319,8 @@ class BookingTypeFields(Body):
     max_per_day: int | None = _bound("max_per_day", nullable=True)
     colour: str = optional(pattern=booking_types.COLOUR_RE.pattern, description="#rrggbb.")
     active: bool = optional(description="Inactive types are offered nowhere; history stays.")
+    planned_otj_minutes: int | None = _bound("planned_otj_minutes", nullable=True)
+    complete_on_verified: bool = optional()
 
 
 class BookingTypeCreate(BookingTypeFields):
@@ -533,6 +545,20 @@ class Attendee(Out):
     role: Literal["agent", "learner", "employer", "mentor", "assessor", "guest"]
 
 
+class AttendancePerson(Out):
+    email: str
+    minutes: int = Field(ge=0, description="Whole minutes attended, all sessions together.")
+
+
+class Attendance(Out):
+    state: Literal["pending", "recorded", "needs_review", "none"] = Field(
+        description="pending: not read yet; recorded: minutes verified; needs_review: staff "
+        "must confirm (held on another day, no report); none: the learner did not join."
+    )
+    otj_minutes: int | None = Field(description="Recorded off-the-job minutes (when recorded).")
+    people: list[AttendancePerson]
+
+
 class Booking(Out):
     id: int
     uid: str = Field(description="Stable iCalendar UID.")
@@ -551,6 +577,13 @@ class Booking(Out):
     created_at: Instant
     updated_at: Instant
     sequence: int = Field(ge=0)
+    planned_otj_minutes: int | None = Field(
+        description="Planned off-the-job minutes (the type's unless changed; null: none)."
+    )
+    attendance: Attendance | None = Field(
+        description="Teams attendance and the off-the-job minutes it gave; null unless the "
+        "booking is a Teams meeting with planned minutes."
+    )
 
 
 class BookingList(Out):
@@ -588,6 +621,9 @@ class BookingCreate(Body):
     )
     location_detail: str | None = Field(None, max_length=500)
     description: str | None = Field(None, max_length=DESCRIPTION_MAX)
+    planned_otj_minutes: int | None = Field(
+        None, ge=1, le=1440, description="Planned off-the-job minutes; default the type's."
+    )
 
     @field_validator("people", mode="before")
     @classmethod
@@ -633,6 +669,9 @@ class BookingPatch(Body):
             "One of the booking type's modes (face_to_face, remote, teams); teams removes the "
             "calendar events Slotbook wrote (the Teams invitation takes over)."
         ),
+    )
+    planned_otj_minutes: int | None = Field(
+        None, ge=1, le=1440, description="Planned off-the-job minutes; null: none planned."
     )
 
 

@@ -14,6 +14,7 @@ from app.api import schemas
 from app.bookings.models import Attendee, Booking, BookingType
 from app.extensions import db
 from app.scheduling.slots import Slot
+from app.teams.attendance import attendance_json
 
 
 def iso(value: datetime, zone: ZoneInfo) -> str:
@@ -46,6 +47,8 @@ def booking_type_json(kind: BookingType) -> dict:
         max_per_day=kind.max_per_day,
         colour=kind.colour,
         active=kind.active,
+        planned_otj_minutes=kind.planned_otj_minutes,
+        complete_on_verified=bool(kind.complete_on_verified),
     )
 
 
@@ -152,4 +155,6 @@ def booking_json(booking: Booking, zone: ZoneInfo) -> dict:
         created_at=iso(booking.created_at, zone),
         updated_at=iso(booking.updated_at, zone),
         sequence=booking.sequence,
+        planned_otj_minutes=booking.planned_otj_minutes,
+        attendance=attendance_json(booking),  # T3: null unless Teams with planned minutes
     )

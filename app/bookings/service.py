@@ -333,6 +333,7 @@ def create_booking(
         created_by_id=actor.id if actor else None,
         rebook_of=rebook_of,
         rebook_kind=rebook_kind,
+        planned_otj_minutes=booking_type.planned_otj_minutes,  # off-the-job plan (seed 001)
     )
     everyone = people + ([learner] if learner and learner not in people else [])
     for person in everyone:

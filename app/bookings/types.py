@@ -65,8 +65,14 @@ NUMBERS: dict[str, Bound] = {
     "disabled_window_minutes": Bound(0, 10_080, "Disabled window after now", "minutes"),
     "horizon_days": Bound(1, 730, "Booking horizon", "days"),
     "max_per_day": Bound(1, 1000, "Maximum per day", "bookings"),
+    # None: no off-the-job plan, so Teams attendance is not turned into hours (seed 001).
+    "planned_otj_minutes": Bound(1, 1440, "Planned off-the-job time", "minutes"),
 }
-FLAGS = {"requires_approval": "Needs approval", "active": "Active"}
+FLAGS = {
+    "requires_approval": "Needs approval",
+    "active": "Active",
+    "complete_on_verified": "Complete when off-the-job hours are verified",
+}
 FIELDS = (
     "slug",
     "name",
@@ -92,6 +98,8 @@ FIELDS = (
     "max_per_day",
     "colour",
     "active",
+    "planned_otj_minutes",
+    "complete_on_verified",
 )
 # The values a new type starts with when a field is not given.
 DEFAULTS: dict[str, Any] = {
@@ -117,6 +125,8 @@ DEFAULTS: dict[str, Any] = {
     "max_per_day": None,
     "colour": "#2457a7",
     "active": True,
+    "planned_otj_minutes": None,
+    "complete_on_verified": False,
 }
 LOCATION_LABELS = {
     "face_to_face": "Face to face",
@@ -456,6 +466,7 @@ def fields_from_form(form) -> dict[str, Any]:
         "face_to_face_detail": form.get("face_to_face_detail", ""),
         "remote_detail": form.get("remote_detail", ""),
         "requires_approval": form.get("requires_approval") in ("y", "on", "1", "true"),
+        "complete_on_verified": form.get("complete_on_verified") in ("y", "on", "1", "true"),
         "bookable_by": form.getlist("bookable_by"),
         "availability_source": form.get("availability_source", ""),
         "colour": form.get("colour", ""),

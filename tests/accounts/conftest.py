@@ -1118,6 +1118,7 @@ from tests.accounts import (  # noqa: E402
     perm_health,
     perm_journeys,
     perm_learner,
+    perm_otj,
     perm_passwords,
     perm_people,
     perm_settings,
@@ -1148,6 +1149,7 @@ for _area in (
     perm_branding,
     perm_health,
     perm_journeys,
+    perm_otj,
 ):
     _area.register(_TABLES)
 

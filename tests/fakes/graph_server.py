@@ -798,6 +798,8 @@ class FakeMicrosoft:
         route = "/".join(parts)
         if route == "" and method == "GET":
             return 200, self._user_json(owner), {}
+        if len(parts) >= 3 and parts[0] == "onlineMeetings" and parts[2] == "attendanceReports":
+            return self._attendance_call(owner, parts, method, query)  # T3 section below
         if route == "calendar/getSchedule" and method == "POST":
             return 200, self._get_schedule(body or {}, tz), _applied(prefer)
         if route == "calendars" and method == "GET":
@@ -1177,6 +1179,102 @@ class FakeMicrosoft:
             event.start = _parse_time_zone_value(body["start"])
         if "end" in body:
             event.end = _parse_time_zone_value(body["end"])
+
+
+# --- Graph: online meeting attendance reports (T3; the attendance helper's section) ------
+#
+# ``GET /users/{id}/onlineMeetings/{meetingId}/attendanceReports`` lists one
+# ``meetingAttendanceReport`` per session of the meeting (none until Teams has made one), and
+# ``…/attendanceReports/{reportId}/attendanceRecords`` one ``attendanceRecord`` per person, both
+# paged with ``@odata.nextLink`` (``attendance_page_size``). Reports are kept by
+# (organiser, meeting id); the meeting objects themselves belong to the onlineMeetings section.
+
+
+@dataclass
+class FakeAttendanceReport:
+    id: str
+    start: datetime  # aware UTC
+    end: datetime
+    records: list[dict]  # attendanceRecord JSON
+
+
+def _attendance_state(fake: FakeMicrosoft) -> dict[tuple[str, str], list[FakeAttendanceReport]]:
+    if not hasattr(fake, "_attendance_reports"):
+        fake._attendance_reports = {}
+    return fake._attendance_reports
+
+
+def _add_attendance_report(
+    self: FakeMicrosoft,
+    organiser: str,
+    meeting_id: str,
+    start: datetime,
+    end: datetime,
+    people: list[tuple[str, str, int]],
+) -> str:
+    """A session of the meeting as Teams reports it: ``people`` are (email, role, seconds),
+    role "Organizer", "Presenter" or "Attendee"; each person's intervals add up to seconds."""
+    records = []
+    for email, role, seconds in people:
+        user = self._users.get(email.lower())
+        joined = start.astimezone(UTC)
+        records.append(
+            {
+                "id": user.id if user else email,
+                "emailAddress": email,
+                "totalAttendanceInSeconds": seconds,
+                "role": role,
+                "identity": {
+                    "id": user.id if user else None,
+                    "displayName": user.name if user else email.split("@")[0],
+                    "tenantId": self.tenant_id if user else None,
+                },
+                "attendanceIntervals": [
+                    {
+                        "joinDateTime": _iso_z(joined),
+                        "leaveDateTime": _iso_z(joined + timedelta(seconds=seconds)),
+                        "durationInSeconds": seconds,
+                    }
+                ],
+            }
+        )
+    report = FakeAttendanceReport(_graph_id(), start.astimezone(UTC), end.astimezone(UTC), records)
+    with self._lock:
+        _attendance_state(self).setdefault((organiser.lower(), meeting_id), []).append(report)
+    return report.id
+
+
+def _attendance_call(self: FakeMicrosoft, owner: str, parts: list[str], method: str, query):
+    if method != "GET":
+        raise GraphError(405, "BadRequest", f"{method} is not allowed on attendance reports.")
+    reports = _attendance_state(self).get((owner, parts[1]), [])
+    size = getattr(self, "attendance_page_size", 10)
+    base = f"users/{owner}/onlineMeetings/{parts[1]}/attendanceReports"
+    if len(parts) == 3:
+        rows = [
+            {
+                "id": r.id,
+                "totalParticipantCount": len(r.records),
+                "meetingStartDateTime": _iso_z(r.start),
+                "meetingEndDateTime": _iso_z(r.end),
+            }
+            for r in reports
+        ]
+        return 200, self._page(rows, query, base, size, {}), {}
+    report = next((r for r in reports if r.id == parts[3]), None)
+    if report is None:
+        raise GraphError(404, "NotFound", "The attendance report was not found.")
+    if len(parts) == 5 and parts[4] == "attendanceRecords":
+        return (
+            200,
+            self._page(report.records, query, f"{base}/{report.id}/attendanceRecords", size, {}),
+            {},
+        )
+    raise GraphError(400, "BadRequest", f"Unsupported request: GET {'/'.join(parts)}.")
+
+
+FakeMicrosoft.add_attendance_report = _add_attendance_report
+FakeMicrosoft._attendance_call = _attendance_call
 
 
 # --- helpers ---------------------------------------------------------------------------
