@@ -77,6 +77,7 @@ def _import_models() -> None:
     import app.outbox
     import app.polls.models
     import app.teams.attendance_models
+    import app.teams.meetings  # outbox: Teams meetings (and the booking rules it registers)
     import app.teams.models
     import app.webhooks.handler  # noqa: F401
 

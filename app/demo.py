@@ -297,6 +297,19 @@ def _group(slug: str, name: str, members: list[User], system: bool) -> Group:
     return group
 
 
+def _demo_mode(kind: BookingType, starts: datetime) -> str:
+    """The type's first mode, unless that is Teams and a Teams meeting cannot be made for
+    this time (no Microsoft 365 connection, or in the past / too soon): then the next one."""
+    from app.teams import service as teams
+
+    modes = teams.allowed_modes(kind.location_modes)
+    if modes and modes[0] == LocationMode.TEAMS:
+        soon = utcnow() + timedelta(hours=teams.min_lead_hours())
+        if starts < soon:
+            modes = [m for m in modes if m != LocationMode.TEAMS] or modes
+    return modes[0]
+
+
 def _bookings(rng, today, manager, agents, learners, types) -> int:
     """About three weeks either side of today, every status represented."""
     london = ZoneInfo("Europe/London")
@@ -311,6 +324,7 @@ def _bookings(rng, today, manager, agents, learners, types) -> int:
                 kind = types[rng.choice(list(types))]
                 learner = rng.choice(learners)
                 starts = datetime.combine(day, time(hour, rng.choice([0, 30])), tzinfo=london)
+                mode = _demo_mode(kind, starts)
                 try:
                     with db.session.begin_nested():
                         booking = service.create_booking(
@@ -319,9 +333,9 @@ def _bookings(rng, today, manager, agents, learners, types) -> int:
                             starts.astimezone(UTC),
                             [agent],
                             learner=learner if kind.slug != "public-appointment" else None,
-                            location_mode=kind.location_modes[0],
+                            location_mode=mode,
                             location_detail="https://meet.example/demo"
-                            if kind.location_modes[0] != LocationMode.FACE_TO_FACE
+                            if mode != LocationMode.FACE_TO_FACE
                             else "Room 2, Head Office",
                         )
                         _age(rng, manager, booking, today)

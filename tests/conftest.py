@@ -300,6 +300,28 @@ def factory(app) -> Factory:
     return Factory(app)
 
 
+@pytest.fixture
+def teams_connection(app) -> None:
+    """An organisation Microsoft 365 connection, so Teams is offered (issue [10]). Nothing
+    calls Microsoft through it: tests that deliver Teams meetings use tests/teams/ and the
+    local Microsoft stand-in instead."""
+    from app.connections.models import Connection, ConnectionKind
+    from app.database import begin_write
+    from app.extensions import db
+
+    with app.app_context():
+        begin_write()
+        connection = Connection(
+            kind=ConnectionKind.MICROSOFT_ORG,
+            label="Microsoft 365",
+            tenant_id="contoso.onmicrosoft.com",
+            client_id="00000000-0000-0000-0000-000000000001",
+        )
+        connection.store_secret("a-client-secret")
+        db.session.add(connection)
+        db.session.commit()
+
+
 def at(day_offset: int = 1, hour: int = 10, minute: int = 0) -> datetime:
     """A UTC instant ``day_offset`` days from now at a fixed clock time."""
     base = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)

@@ -539,6 +539,59 @@ SECTIONS: list[Section] = [
 ]
 
 
+# --- Microsoft Teams meetings (T2, seed 001): their own screen ----------------------------
+
+_TEAMS_SETTINGS = (
+    Setting(
+        "teams_scheduling_window_days",
+        int,
+        5,
+        "Teams scheduling window (days)",
+        "teams",
+        minimum=0,
+        maximum=60,
+    ),
+    Setting(
+        "teams_min_lead_hours",
+        int,
+        3,
+        "Minimum notice for a Teams meeting (hours)",
+        "teams",
+        minimum=0,
+        maximum=168,
+    ),
+    Setting(
+        "teams_schedule_interval_hours",
+        int,
+        3,
+        "Teams scheduling job interval (hours)",
+        "teams",
+        minimum=1,
+        maximum=24,
+    ),
+)
+for _teams_setting in _TEAMS_SETTINGS:
+    SETTINGS[_teams_setting.key] = _teams_setting
+HELP.update(
+    {
+        "teams_scheduling_window_days": (
+            "Teams meetings are created in Microsoft Teams only once they start within this "
+            "many days; until then the booking says when its link will be created."
+        ),
+        "teams_min_lead_hours": (
+            "A Teams meeting must start at least this many hours from now; sooner bookings "
+            "are refused so the invitations arrive in time."
+        ),
+        "teams_schedule_interval_hours": (
+            "How often the job runs that creates the Teams meetings that entered the window."
+        ),
+    }
+)
+SECTIONS.insert(
+    3, Section("teams", "Microsoft Teams", "When Teams meetings are created for bookings.")
+)
+
+
 def section(slug: str) -> Section | None:
     """The generic-screen section called ``slug`` (None for unknown or own-screen ones)."""
     found = next((s for s in SECTIONS if s.slug == slug), None)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -204,6 +205,32 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
+# --- how a booking meets: rules other features attach (the Teams package, issue [10]) ----
+
+# Called inside the booking's write transaction after a booking is created, moved or its
+# location changed, with ``organiser_email`` as the caller gave it (None: unchanged). A hook
+# may raise ``BookingError`` to refuse the change (nothing is then committed); it returns
+# True when it changed something of its own (an edit then counts as a change). Registered on
+# import by ``app/teams/service.py``; bookings itself knows nothing of Teams.
+MeetingHook = Callable[..., bool]
+MEETING_HOOKS: list[MeetingHook] = []
+
+
+def on_meeting_change(hook: MeetingHook) -> MeetingHook:
+    MEETING_HOOKS.append(hook)
+    return hook
+
+
+def _meeting_changed(
+    booking: Booking, actor: User | None, change: str, organiser_email: str | None = None
+) -> bool:
+    db.session.flush()
+    changed = False
+    for hook in MEETING_HOOKS:
+        changed |= bool(hook(booking, actor, change=change, organiser_email=organiser_email))
+    return changed
+
+
 # --- creating -----------------------------------------------------------------------
 
 
@@ -261,6 +288,7 @@ def create_booking(
     audience: str = "staff",
     hours_check: bool = False,
     book_anyway: str | None = None,
+    organiser_email: str | None = None,
 ) -> Booking:
     """Book ``people`` (the first is the owner) for one slot of ``booking_type``.
 
@@ -346,6 +374,7 @@ def create_booking(
         )
     db.session.add(booking)
     _sync_holds(booking)
+    _meeting_changed(booking, actor, "created", organiser_email)
     _record(
         booking,
         actor,
@@ -562,6 +591,7 @@ def reschedule(
     booking.starts_at, booking.ends_at = starts_at, starts_at + length
     booking.sequence += 1
     _sync_holds(booking)
+    _meeting_changed(booking, actor, "rescheduled")
     kind = "booking.rescheduled" if booking.status == Status.CONFIRMED else "booking.updated"
     _record(
         booking,
@@ -584,6 +614,7 @@ def update_details(
     description: str | None = None,
     location_detail: str | None = None,
     location_mode: str | None = None,
+    organiser_email: str | None = None,
 ) -> Booking:
     """Edit the booking's free text and how it meets (``None`` leaves a field as it is).
 
@@ -609,6 +640,10 @@ def update_details(
         if value is not None and value != getattr(booking, field):
             changes[field] = [getattr(booking, field), value]
             setattr(booking, field, value)
+    if "location_mode" in changes or organiser_email is not None:
+        own = _meeting_changed(booking, actor, "location", organiser_email)
+        if own and not changes:
+            changes["organiser_email"] = [None, organiser_email.strip().lower()]
     if not changes:
         return booking
     booking.sequence += 1

@@ -342,7 +342,7 @@ def _connection(connection_id: int | None) -> Connection | None:
 
 
 def _wanted(booking: Booking) -> dict[int, Wanted]:
-    if booking.status not in EVENT_STATUSES or booking.location_mode == LocationMode.TEAMS:
+    if booking.status not in EVENT_STATUSES or teams_takes_over(booking):
         return {}
     event = event_for(booking)
     wanted = {}
@@ -351,6 +351,17 @@ def _wanted(booking: Booking) -> dict[int, Wanted]:
         if calendar is not None:
             wanted[person.id] = Wanted(calendar, event)
     return wanted
+
+
+def teams_takes_over(booking: Booking) -> bool:
+    """A Teams booking's invitation comes from Microsoft, not from us (K5), unless its
+    meeting could not be made: then our events and .ics stand in (issue [10]). The meeting
+    row is read through the relationship the Teams package adds, so bookings needs no
+    import of it."""
+    if booking.location_mode != LocationMode.TEAMS:
+        return False
+    meeting = getattr(booking, "online_meeting", None)
+    return meeting is None or meeting.state != "failed"
 
 
 def event_for(booking: Booking) -> EventData:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.bookings.models import Attendee, Booking, Status
+from app.bookings.writeback import teams_takes_over
 from app.extensions import db
 from app.notifications import ics
 from app.notifications.models import Notification
@@ -243,6 +244,8 @@ def _plan_email(
         extra=extra,
     )
     method = RULES[rule].ics_method if booking is not None else None
+    if booking is not None and teams_takes_over(booking):
+        method = None  # Microsoft sends the Teams invitation; ours would be a second one
     invitation = None
     if method:
         sequence = payload.get("sequence")

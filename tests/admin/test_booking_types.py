@@ -392,7 +392,7 @@ def test_staff_form_starts_from_the_types_location(app, client, factory, owner, 
         )
 
 
-def test_service_defaults_to_the_types_mode_and_detail(app, factory):
+def test_service_defaults_to_the_types_mode_and_detail(app, factory, teams_connection):
     """A booking made with no location (API, public page) meets as the type says; another
     mode does not inherit the default mode's address."""
     from app.bookings import service

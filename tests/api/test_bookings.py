@@ -367,7 +367,7 @@ def test_summer_offsets_follow_dst(world):
     assert datetime.fromisoformat(in_new_york[0]["start"]) == london(day, 9)
 
 
-def test_patch_switches_how_a_booking_meets(app, world):
+def test_patch_switches_how_a_booking_meets(app, world, teams_connection):
     """location_mode is editable (K5: switching to Teams hands the calendar over to the Teams
     invitation); a mode the type does not allow is refused and changes nothing."""
     day = winter_monday()

@@ -197,7 +197,7 @@ def test_overlapping_a_booking_of_the_same_person_is_refused_inline(app, client,
     assert _count(app) == before
 
 
-def test_creating_from_the_drawer_swaps_in_the_new_booking(app, client, cast):
+def test_creating_from_the_drawer_swaps_in_the_new_booking(app, client, cast, teams_connection):
     """An HTMX create answers with the new booking's drawer and HX-Trigger."""
     login(client, cast.manager.email)
     data = {

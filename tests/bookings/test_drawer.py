@@ -272,7 +272,7 @@ def test_mark_completed_is_offered_only_once_the_booking_has_started(app, client
     assert "Mark completed" in client.get(f"/bookings/{past.id}", headers=HX).get_data(as_text=True)
 
 
-def test_edit_form_switches_how_the_booking_meets(app, client, factory, cast):
+def test_edit_form_switches_how_the_booking_meets(app, client, factory, cast, teams_connection):
     """The edit form offers the type's location modes; switching to Teams is an edit (and
     write-back then removes Slotbook's own calendar events, K5). A mode the type does not
     allow is refused and nothing changes."""

@@ -202,8 +202,12 @@ def test_resit_keeps_the_old_event_and_adds_a_new_one(app, factory, people, ada_
     assert str(old["SUMMARY"]) == "Observation for Lee"  # names its type (5.14.0)
 
 
-def test_switching_to_teams_deletes_our_event(app, factory, people, ada_on_radicale):
+def test_switching_to_teams_deletes_our_event(app, factory, people, ada_on_radicale, microsoft):
+    """The Teams invitation takes over: our event goes, the organisation's Microsoft 365
+    connection makes the Teams meeting in Ada's mailbox (tests/teams/ covers the rest)."""
     manager, ada = people
+    microsoft.add_user(ada.email, "Ada Agent")
+    linking.save_org(app, microsoft)
     kind = factory.booking_type(name="Review")
     booking = factory.booking(manager, kind, at(3, 14), [ada], title="Progress")
     deliver_all(app)
@@ -211,9 +215,11 @@ def test_switching_to_teams_deletes_our_event(app, factory, people, ada_on_radic
     assert str(vevent(ada_on_radicale, record.remote_id)["SUMMARY"]) == "Review: Progress"
 
     act(app, bookings.update_details, booking.id, location_mode="teams")
-    assert deliver_all(app) == ["done"]
+    assert set(deliver_all(app)) == {"done"}
     assert object_names(ada_on_radicale) == []
     assert remote_events(app, booking.id) == []
+    [(event, _)] = microsoft.teams_meetings_of(ada.email)
+    assert event.subject == "Review: Progress"
 
 
 def test_a_retried_delivery_never_duplicates(app, factory, people, ada_on_radicale):

@@ -1277,6 +1277,166 @@ FakeMicrosoft.add_attendance_report = _add_attendance_report
 FakeMicrosoft._attendance_call = _attendance_call
 
 
+# --- Graph: Teams meetings as calendar events (T1; the Teams meetings helper's section) ----
+#
+# An event POSTed with ``isOnlineMeeting: true`` and ``onlineMeetingProvider:
+# "teamsForBusiness"`` gets an ``onlineMeeting`` (``joinUrl``) as Graph documents, and the
+# meeting object behind it is found with ``GET /users/{id}/onlineMeetings?$filter=JoinWebUrl
+# eq '…'``. Attendees are kept and returned; ``POST /users/{id}/events/{id}/cancel`` cancels
+# the event (Microsoft tells the attendees; the stand-in keeps the comment). A retried POST
+# with the same ``transactionId`` returns the first event (the base section's rule), with its
+# meeting. ``fail_next(times, status)`` answers the next Graph calls with e.g. 503.
+
+
+@dataclass
+class FakeTeamsMeeting:
+    id: str
+    event_id: str
+    organiser: str
+    join_url: str
+    attendees: list[dict]
+    cancelled_comment: str | None = None
+
+
+def _teams_state(fake: FakeMicrosoft) -> dict[str, FakeTeamsMeeting]:
+    if not hasattr(fake, "_teams_meetings"):
+        fake._teams_meetings = {}  # by event id
+    return fake._teams_meetings
+
+
+_plain_create_event = FakeMicrosoft._create_event
+_plain_event_json = FakeMicrosoft._event_json
+_plain_event_call = FakeMicrosoft._event_call
+_plain_route_mailbox = FakeMicrosoft._route_mailbox
+_plain_graph = FakeMicrosoft.graph
+
+
+def _teams_create_event(self: FakeMicrosoft, owner: str, calendar_id: str, body: dict, tz: str):
+    status, payload, headers = _plain_create_event(self, owner, calendar_id, body, tz)
+    meetings = _teams_state(self)
+    event_id = payload["id"]
+    online = body.get("isOnlineMeeting") and body.get("onlineMeetingProvider") == "teamsForBusiness"
+    if online and event_id not in meetings:
+        meeting_id = "MSo" + _b64(secrets.token_bytes(24))
+        meetings[event_id] = FakeTeamsMeeting(
+            id=meeting_id,
+            event_id=event_id,
+            organiser=owner,
+            join_url="https://teams.microsoft.com/l/meetup-join/19%3ameeting_"
+            + secrets.token_urlsafe(16)
+            + "%40thread.v2/0",
+            attendees=list(body.get("attendees") or []),
+        )
+        payload = self._event_json(self._events[event_id], tz)
+    return status, payload, headers
+
+
+def _teams_event_json(self: FakeMicrosoft, e: FakeEvent, tz: str) -> dict:
+    data = _plain_event_json(self, e, tz)
+    meeting = _teams_state(self).get(e.id)
+    data["isOnlineMeeting"] = meeting is not None
+    data["onlineMeetingProvider"] = "teamsForBusiness" if meeting else "unknown"
+    data["onlineMeeting"] = {"joinUrl": meeting.join_url} if meeting else None
+    data["attendees"] = [
+        {**a, "status": {"response": "none", "time": "0001-01-01T00:00:00Z"}}
+        for a in (meeting.attendees if meeting else [])
+    ]
+    return data
+
+
+def _teams_event_call(self: FakeMicrosoft, owner, event_id, method, body, prefer, tz):
+    result = _plain_event_call(self, owner, event_id, method, body, prefer, tz)
+    meeting = _teams_state(self).get(event_id)
+    if method == "PATCH" and meeting is not None and "attendees" in (body or {}):
+        meeting.attendees = list(body["attendees"] or [])
+        result = (result[0], self._event_json(self._events[event_id], tz), result[2])
+    return result
+
+
+def _teams_route_mailbox(self: FakeMicrosoft, owner, parts, method, query, prefer, body):
+    if parts == ["onlineMeetings"] and method == "GET":
+        wanted = _join_url_filter(query.get("$filter", ""))
+        found = [
+            m
+            for m in _teams_state(self).values()
+            if m.organiser == owner and m.join_url == wanted and m.cancelled_comment is None
+        ]
+        value = [
+            {"id": m.id, "joinWebUrl": m.join_url, "subject": self._events[m.event_id].subject}
+            for m in found
+        ]
+        return (
+            200,
+            {"@odata.context": f"{self.graph_url}/$metadata#onlineMeetings", "value": value},
+            {},
+        )
+    if len(parts) == 3 and parts[0] == "events" and parts[2] == "cancel" and method == "POST":
+        event = self._events.get(parts[1])
+        if event is None or event.deleted or event.owner != owner:
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        event.is_cancelled = True
+        event.deleted = True  # gone from the organiser's calendar, as in Outlook
+        self._touch(event)
+        meeting = _teams_state(self).get(event.id)
+        if meeting is not None:
+            meeting.cancelled_comment = str((body or {}).get("comment") or "")
+        return 202, None, {}
+    return _plain_route_mailbox(self, owner, parts, method, query, prefer, body)
+
+
+def _join_url_filter(text: str) -> str:
+    """The URL of ``JoinWebUrl eq '…'`` (quotes doubled inside, as OData escapes them)."""
+    head = "JoinWebUrl eq '"
+    if not (text.startswith(head) and text.endswith("'")):
+        raise GraphError(
+            400, "BadRequest", "Filter on onlineMeetings supports only JoinWebUrl eq '…'."
+        )
+    return text[len(head) : -1].replace("''", "'")
+
+
+def _teams_graph(self: FakeMicrosoft, method, path, query, headers, body):
+    with self._lock:
+        left = getattr(self, "_fail_left", 0)
+        if left > 0:
+            self._fail_left = left - 1
+            raise GraphError(
+                self._fail_status,
+                "ServiceUnavailable",
+                "Service unavailable.",
+                {"Retry-After": "1"},
+            )
+    return _plain_graph(self, method, path, query, headers, body)
+
+
+def _fail_next(self: FakeMicrosoft, times: int, status: int = 503) -> None:
+    """Answer the next ``times`` Graph requests with ``status`` (5xx) and Retry-After: 1."""
+    with self._lock:
+        self._fail_left, self._fail_status = times, status
+
+
+def _teams_meetings_of(self: FakeMicrosoft, owner: str) -> list[tuple[FakeEvent, FakeTeamsMeeting]]:
+    """The organiser's live Teams events with their meetings, oldest first."""
+    return [
+        (e, _teams_state(self)[e.id]) for e in self.events_of(owner) if e.id in _teams_state(self)
+    ]
+
+
+def _teams_meeting(self: FakeMicrosoft, event_id: str) -> FakeTeamsMeeting:
+    return _teams_state(self)[event_id]
+
+
+FakeMicrosoft._create_event = _teams_create_event
+FakeMicrosoft._event_json = _teams_event_json
+FakeMicrosoft._event_call = _teams_event_call
+FakeMicrosoft._route_mailbox = _teams_route_mailbox
+FakeMicrosoft.graph = _teams_graph
+FakeMicrosoft.fail_next = _fail_next
+FakeMicrosoft.teams_meetings_of = _teams_meetings_of
+FakeMicrosoft.teams_meeting = _teams_meeting
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 

@@ -354,6 +354,32 @@ class GraphOrgProvider(_GraphProvider):
     def _event_url(self, calendar: LinkedCalendar, remote_id: str) -> str:
         return self._url(f"/users/{_seg(calendar.remote_id)}/events/{_seg(remote_id)}")
 
+    # --- Teams meetings (T1): events with an online meeting in the organiser's mailbox ---
+
+    def create_online_event(self, mailbox: str, body: dict) -> dict:
+        """POST the event; ``body['transactionId']`` makes a retried POST return the first
+        event instead of a second one. Returns Graph's event JSON (id, onlineMeeting)."""
+        url = self._url(f"/users/{_seg(mailbox)}/calendar/events")
+        return _json(self._call("POST", url, json=body, prefer=UTC_PREFER))
+
+    def update_online_event(self, mailbox: str, event_id: str, body: dict) -> dict:
+        url = self._url(f"/users/{_seg(mailbox)}/events/{_seg(event_id)}")
+        return _json(self._call("PATCH", url, json=body, prefer=UTC_PREFER))
+
+    def cancel_online_event(self, mailbox: str, event_id: str, comment: str) -> None:
+        """The organiser cancels: Microsoft sends the attendees the cancellation. An event
+        already gone is not an error."""
+        url = self._url(f"/users/{_seg(mailbox)}/events/{_seg(event_id)}/cancel")
+        self._call("POST", url, json={"comment": comment}, ok=(200, 202, 204, 404, 410))
+
+    def find_online_meeting_id(self, mailbox: str, join_url: str) -> str | None:
+        """The onlineMeeting behind a join URL (its attendance reports hang off it)."""
+        escaped = join_url.replace("'", "''")
+        query = urlencode({"$filter": f"JoinWebUrl eq '{escaped}'"}, quote_via=quote)
+        page = self._get_json(self._url(f"/users/{_seg(mailbox)}/onlineMeetings?{query}"))
+        found = page.get("value") or []
+        return str(found[0]["id"]) if found and found[0].get("id") else None
+
 
 # --- personal (delegated, calendarView delta) ------------------------------------------
 
