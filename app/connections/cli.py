@@ -121,6 +121,55 @@ def list_connections() -> None:
         click.echo("  ".join(cells).rstrip())
 
 
+@connections.command("set-google-org")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    help="The service account's JSON key, as downloaded from Google Cloud.",
+)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    required=True,
+    help="A Google Workspace domain whose people are covered (repeat for several).",
+)
+@with_appcontext
+def set_google_org(key_file: str, domains: tuple[str, ...]) -> None:
+    """Set the organisation's Google Workspace link (issue [12]): a service account with
+    domain-wide delegation and the domains it covers. The key is sealed with the key ring;
+    the file itself is not kept, so delete it once this succeeds."""
+    from app.admin.settings import get_setting
+    from app.connections import service
+    from app.connections.service import LinkError
+    from app.database import begin_write
+
+    with open(key_file, "rb") as handle:
+        raw = handle.read(service.MAX_KEY_FILE + 1)
+    try:
+        key = service.parse_service_account_key(raw)
+        checked = service.parse_domains(list(domains))
+        begin_write()
+        row = service.save_google_workspace(key, checked)
+        db.session.commit()
+    except LinkError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Google Workspace connection {row.id} saved for {row.username}, covering "
+        + ", ".join(checked)
+        + ". It syncs within a minute (or run: flask sync run)."
+    )
+    if get_setting("primary_calendar_provider") == "microsoft":
+        click.echo(
+            "Note: the primary calendar provider is Microsoft 365, so Google Workspace covers "
+            "nobody yet. Choose google or both: flask settings set primary_calendar_provider "
+            "google"
+        )
+    db.session.rollback()
+
+
 @click.group("sync")
 def sync() -> None:
     """The busy cache."""
