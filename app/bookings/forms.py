@@ -8,13 +8,14 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
+    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.guard import MAX_YEAR, MIN_YEAR, year_in_range
 
@@ -64,6 +65,14 @@ class EditForm(WhenForm):
     location_mode = SelectField("Location", validators=[Optional()])
     location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
     description = TextAreaField("Notes", validators=[Length(max=5000)])
+    # Off-the-job training this booking plans (seed 001); empty: none planned.
+    planned_otj_minutes = IntegerField(
+        "Planned off-the-job minutes",
+        validators=[
+            Optional(),
+            NumberRange(1, 1440, message="Enter 1 to 1440 minutes, or leave it empty."),
+        ],
+    )
 
 
 class RebookForm(WhenForm):

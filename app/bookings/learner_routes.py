@@ -188,7 +188,21 @@ def index():
         bookings=bookings,
         changes={b.id: own_booking_changes(b) for b in bookings},
         empty_message=EMPTY_MESSAGE,
+        **_own_otj(),
     )
+
+
+def _own_otj() -> dict:
+    """The learner's off-the-job minutes per month (T4), the last twelve months."""
+    from app.admin.settings import get_setting
+    from app.teams import otj_report
+    from app.teams.attendance import zone_named
+
+    zone_name = str(get_setting("organisation_timezone"))
+    zone = zone_named(zone_name)
+    first, last = otj_report.default_months(utcnow().astimezone(zone).date())
+    lines = otj_report.lines(zone, first, last, current_user.id)
+    return {"otj_rows": otj_report.monthly(zone, lines), "otj_zone": zone_name}
 
 
 # --- choosing a time and booking it --------------------------------------------------------

@@ -492,6 +492,7 @@ def edit(booking_id: int):
             location_mode=booking.location_mode,
             location_detail=booking.location_detail,
             description=booking.description,
+            planned_otj_minutes=booking.planned_otj_minutes,
         )
         return _render_edit(booking, form)
     form = EditForm()
@@ -502,6 +503,9 @@ def edit(booking_id: int):
     def change():
         if starts_at != booking.starts_at:
             service.reschedule(current_user, booking, starts_at)
+        from app.teams.attendance import set_planned_minutes  # T3: the plan hours meet
+
+        set_planned_minutes(current_user, booking, form.planned_otj_minutes.data)
         return service.update_details(
             current_user,
             booking,

@@ -92,7 +92,6 @@ def report():
         first=first,
         last=last,
         zone_name=zone_name,
-        hours=otj_report.hours,
         error=None,
     )
 
