@@ -2,6 +2,7 @@
 #
 #   make run      start Slotbook locally (SQLite + embedded Redis unless configured otherwise)
 #   make test     run the test suite (PYTEST_ARGS="-k something" to narrow it)
+#   make lock     regenerate the lock files after editing a requirements*.txt file
 #   make lint     ruff check + ruff format --check
 #   make format   sort imports and format the code
 #   make screenshots  refresh docs/screenshots/ from the browser tests
@@ -9,13 +10,26 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Stamps record that the venv holds what the requirements files ask for; pip runs again only
-# when a requirements file is newer than its stamp.
+# Installs come from lock files: every package, direct or not, at one version with its hashes.
+# requirements.txt (production), requirements-local.txt (+ the embedded Redis of `make run`)
+# and requirements-dev.txt (+ tests, lint, the lock tool) hold the direct pins; `make lock`
+# turns each into its .lock (uv pip compile --generate-hashes), the local lock constrained by
+# the production one and the dev lock by the local one, so all three agree on shared versions.
+LOCK := requirements.lock
+LOCAL_LOCK := requirements-local.lock
+DEV_LOCK := requirements-dev.lock
+PIP_INSTALL := $(BIN)/pip install --quiet --require-hashes
+# Stamps record that the venv holds what a lock file asks for; pip runs again only when the
+# lock file is newer than its stamp.
 STAMP := $(VENV)/.installed-requirements
+LOCAL_STAMP := $(VENV)/.installed-requirements-local
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: venv run test lint format chromium icaljs axe screenshots
+.PHONY: venv run test lint format chromium icaljs axe screenshots lock
 
 venv: $(STAMP)
 
@@ -24,15 +38,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+$(STAMP): $(LOCK) | $(BIN)/python
+	$(PIP_INSTALL) -r $(LOCK)
 	@touch $@
 
-$(DEV_STAMP): requirements-dev.txt requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(LOCAL_STAMP): $(LOCAL_LOCK) | $(BIN)/python
+	$(PIP_INSTALL) -r $(LOCAL_LOCK)
 	@touch $@ $(STAMP)
 
-run: $(STAMP)
+$(DEV_STAMP): $(DEV_LOCK) | $(BIN)/python
+	$(PIP_INSTALL) -r $(DEV_LOCK)
+	@touch $@ $(LOCAL_STAMP) $(STAMP)
+
+# Regenerate the lock files from the requirements*.txt pins. Versions already locked are kept
+# unless a pin moved them; `make lock LOCK_ARGS=--upgrade` moves every unpinned one to its
+# newest release. Needs PyPI. Commit the three .lock files with the .txt change.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "$$(grep -E '^uv==' requirements-dev.txt)"
+	$(UV_COMPILE) requirements.txt -o $(LOCK)
+	$(UV_COMPILE) requirements-local.txt -c $(LOCK) -o $(LOCAL_LOCK)
+	$(UV_COMPILE) requirements-dev.txt -c $(LOCAL_LOCK) -o $(DEV_LOCK)
+
+run: $(LOCAL_STAMP)
 	$(BIN)/python -m app.devserver
 
 # Browser tests drive Debian's chromium. Install it when we can (root with apt-get); otherwise

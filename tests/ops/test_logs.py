@@ -201,4 +201,3 @@ def test_sentry_dsn_reports_errors_without_tokens_or_cookies(
     assert "RuntimeError" in text and "/polls/answer/[redacted]" in text
     assert LINK not in text and FEED not in text
     assert "cookie-value-never-sent" not in text
-
