@@ -1736,6 +1736,59 @@ def _identity_error(exc: IdentityError) -> dict:
     }
 
 
+# --- identity: a failing token endpoint ([11]; the iCalendar-correctness helper's section) -
+#
+# ``fail_token_endpoint(times, status, retry_after)`` answers the next ``times`` token requests
+# with ``status`` and an HTML page, as the load balancers in front of the sign-in service do,
+# with a Retry-After header when one is given. ``if_match_seen`` lists each PATCH's If-Match.
+
+
+def _fail_token_endpoint(
+    self: FakeMicrosoft, times: int, status: int = 503, retry_after: int | None = None
+) -> None:
+    with self._lock:
+        self._token_failures = (times, status, retry_after)
+
+
+def _token_failure(fake: FakeMicrosoft) -> tuple[int, int | None] | None:
+    """(status, Retry-After) for this token request if it is to fail, else None."""
+    with fake._lock:
+        times, status, retry_after = getattr(fake, "_token_failures", (0, 503, None))
+        if times <= 0:
+            return None
+        fake._token_failures = (times - 1, status, retry_after)
+        return status, retry_after
+
+
+def _identity_or_failure(self: _Handler, fake: FakeMicrosoft, method: str, parts, raw) -> int:
+    failure = None
+    if method == "POST" and parts.path.endswith("/oauth2/v2.0/token"):
+        failure = _token_failure(fake)
+    if failure is None:
+        return _plain_identity(self, fake, method, parts, raw)
+    status, retry_after = failure
+    headers = {"Content-Type": "text/html; charset=utf-8"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    self._send(status, b"<html><body><h1>503 Service Unavailable</h1></body></html>", headers)
+    return status
+
+
+def _graph_noting_if_match(self: FakeMicrosoft, method, path, query, headers, body):
+    """Every PATCH's If-Match header (None when absent), in order, in ``if_match_seen``."""
+    if method == "PATCH":
+        with self._lock:
+            self.__dict__.setdefault("if_match_seen", []).append(headers.get("If-Match"))
+    return _graph_before_if_match(self, method, path, query, headers, body)
+
+
+_plain_identity = _Handler._identity
+_Handler._identity = _identity_or_failure
+_graph_before_if_match = FakeMicrosoft.graph
+FakeMicrosoft.graph = _graph_noting_if_match
+FakeMicrosoft.fail_token_endpoint = _fail_token_endpoint
+
+
 # --- fixtures --------------------------------------------------------------------------
 
 

@@ -59,6 +59,7 @@ from app.connections.providers.base import (
     ProviderSettings,
     RemoteCalendar,
     SyncResult,
+    TemporaryFailure,
     UnsafeURL,
     WrittenEvent,
 )
@@ -431,17 +432,35 @@ class CalDavProvider(Provider):
     def update_event(
         self, calendar: LinkedCalendar, remote_id: str, event: EventData, etag: str | None
     ) -> WrittenEvent:
-        """PUT over our event. It is ours, so a 412 (someone edited it, or it was deleted)
-        means overwrite anyway; a missing calendar path means create it afresh."""
+        """PUT over our event, If-Match the ETag stored when we last wrote it. A 412 means it
+        was edited by hand since: it is read again and only Slotbook's properties (time,
+        title, status, sequence) are replaced in it, so the person's own additions (a
+        description, a location, alarms) survive. A missing event is created afresh."""
         self._client()
         url = urljoin(_collection_url(calendar.remote_id), _quote(remote_id))
         with self._faults():
             response = self._put(url, event, {"If-Match": etag} if etag else {})
             if response.status == 412:
-                response = self._put(url, event, {})
+                response = self._reapply(url, event)
             if response.status == 404:
                 return self.create_event(calendar, event)
             return WrittenEvent(remote_id=remote_id, etag=self._written(response))
+
+    def _reapply(self, url: str, event: EventData) -> DAVResponse:
+        """Read the hand-edited event and PUT it back with our properties replaced, If-Match
+        its current ETag; an event we cannot read as ours is overwritten whole."""
+        current = self._send("GET", url, "", {})
+        if current.status == 404:
+            return current
+        etag = current.headers.get("ETag")
+        merged = reapplied(current.raw, event) if current.status == 200 else None
+        headers = {"Content-Type": ICS, **({"If-Match": etag} if etag else {})}
+        response = self._send("PUT", url, merged or event_ical(event), headers)
+        if response.status == 412:
+            raise TemporaryFailure(
+                "The event was being edited at the same time; Slotbook will try again."
+            )
+        return response
 
     def delete_event(self, calendar: LinkedCalendar, remote_id: str, etag: str | None) -> None:
         """DELETE without If-Match: it is our event whatever its state; gone is fine."""
@@ -558,6 +577,31 @@ def event_ical(event: EventData) -> str:
         vevent.add("location", event.location)
     cal.add_component(vevent)
     return cal.to_ical().decode("utf-8")
+
+
+# The properties Slotbook owns in an event it wrote; on a hand-edited event only these are
+# replaced (DURATION goes: DTEND says how long it is).
+OWNED_PROPERTIES = ("DTSTAMP", "DTSTART", "DTEND", "DURATION", "SUMMARY", "SEQUENCE", "STATUS")
+
+
+def reapplied(text: str, event: EventData) -> str | None:
+    """``text`` (an event as stored, edited by hand) with Slotbook's properties set from
+    ``event`` and everything else kept; None when it is not one VEVENT with our UID."""
+    try:
+        calendar = icalendar.Calendar.from_ical(text.encode("utf-8"))
+        vevents = [c for c in calendar.walk("VEVENT") if str(c.get("UID", "")) == event.uid]
+        if len(vevents) != 1 or vevents[0].get("RRULE") is not None:
+            return None
+        ours = icalendar.Calendar.from_ical(event_ical(event).encode("utf-8"))
+        [fresh] = ours.walk("VEVENT")
+        vevent = vevents[0]
+        for name in OWNED_PROPERTIES:
+            vevent.pop(name, None)
+            if name in fresh:
+                vevent[name] = fresh[name]
+        return calendar.to_ical().decode("utf-8")
+    except Exception:  # anything odd in what the server holds: write ours whole
+        return None
 
 
 def _resource_name(uid: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,9 @@ from zoneinfo import ZoneInfo
 
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
-from app.connections.http import fetch, new_session
+from app.connections.http import fetch, new_session, retry_after_seconds
 from app.connections.models import BusyStatus, ConnectionKind
 from app.connections.providers import register
 from app.connections.providers.base import (
@@ -63,6 +65,9 @@ UTC_PREFER = 'outlook.timezone="UTC"'
 # wrong client secret).
 RELINK_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "interaction_required"}
 TRANSIENT_ERRORS = {"temporarily_unavailable", "server_error", "no_token"}
+# What a write-back re-applies over an event edited by hand since (412 on If-Match).
+OWNED_FIELDS = ("subject", "start", "end", "showAs")
+TOKEN_RETRY_AFTER = 60.0  # seconds, when the sign-in service is busy and does not say
 SHOW_AS = {
     "busy": BusyStatus.BUSY,
     "tentative": BusyStatus.TENTATIVE,
@@ -123,6 +128,7 @@ class _GraphProvider(Provider):
         json: dict | None = None,
         prefer: str | None = None,
         ok: tuple[int, ...] = (200, 201, 204),
+        if_match: str | None = None,
     ) -> requests.Response:
         """One Graph request with a bearer token; a 401 gets one fresh token and a retry.
         Links from responses (nextLink, deltaLink) must stay on the Graph host: the bearer
@@ -131,19 +137,21 @@ class _GraphProvider(Provider):
             raise ProviderError(
                 "Microsoft Graph sent a link to another server; Slotbook ignored it."
             )
-        response = self._send(method, url, json, prefer, fresh=False)
+        response = self._send(method, url, json, prefer, fresh=False, if_match=if_match)
         if response.status_code == 401:
-            response = self._send(method, url, json, prefer, fresh=True)
+            response = self._send(method, url, json, prefer, fresh=True, if_match=if_match)
         if response.status_code not in ok:
             self._raise_for(response)
         return response
 
-    def _send(self, method, url, json, prefer, fresh: bool) -> requests.Response:
+    def _send(self, method, url, json, prefer, fresh: bool, if_match=None) -> requests.Response:
         if fresh or self._token is None:
             self._token = self._acquire_token(fresh)
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if prefer:
             headers["Prefer"] = prefer
+        if if_match:
+            headers["If-Match"] = if_match
         return fetch(
             self._session, method, url, self.settings, guard=False, json=json, headers=headers
         )
@@ -214,8 +222,24 @@ class _GraphProvider(Provider):
         body["transactionId"] = event.uid  # Graph's idempotency key for retried POSTs
         return _written(self._call("POST", url, json=body, prefer=UTC_PREFER))
 
-    def _update(self, url: str, event: EventData) -> WrittenEvent:
-        return _written(self._call("PATCH", url, json=_event_body(event), prefer=UTC_PREFER))
+    def _update(self, url: str, event: EventData, etag: str | None = None) -> WrittenEvent:
+        """PATCH our event, If-Match the ETag stored when we last wrote it. A 412 means it
+        was edited by hand since: it is read again and only the fields Slotbook owns (time,
+        title, busy status) are applied, so the person's own edits (notes, location,
+        reminders, categories) survive the reschedule."""
+        body = _event_body(event)
+        ok = (200, 201, 204, 412)
+        response = self._call("PATCH", url, json=body, prefer=UTC_PREFER, if_match=etag, ok=ok)
+        if response.status_code != 412:
+            return _written(response)
+        current = _json(self._call("GET", url, prefer=UTC_PREFER)).get("@odata.etag")
+        owned = {key: body[key] for key in OWNED_FIELDS}
+        response = self._call("PATCH", url, json=owned, prefer=UTC_PREFER, if_match=current, ok=ok)
+        if response.status_code == 412:
+            raise TemporaryFailure(
+                "The event was being edited in Outlook; Slotbook will try again."
+            )
+        return _written(response)
 
     def _delete(self, url: str) -> None:
         self._call("DELETE", url, ok=(200, 202, 204, 404, 410))
@@ -346,7 +370,7 @@ class GraphOrgProvider(_GraphProvider):
     def update_event(
         self, calendar: LinkedCalendar, remote_id: str, event: EventData, etag: str | None
     ) -> WrittenEvent:
-        return self._update(self._event_url(calendar, remote_id), event)
+        return self._update(self._event_url(calendar, remote_id), event, etag)
 
     def delete_event(self, calendar: LinkedCalendar, remote_id: str, etag: str | None) -> None:
         self._delete(self._event_url(calendar, remote_id))
@@ -450,7 +474,7 @@ class GraphPersonalProvider(_GraphProvider):
     def update_event(
         self, calendar: LinkedCalendar, remote_id: str, event: EventData, etag: str | None
     ) -> WrittenEvent:
-        return self._update(self._url(f"/me/events/{_seg(remote_id)}"), event)
+        return self._update(self._url(f"/me/events/{_seg(remote_id)}"), event, etag)
 
     def delete_event(self, calendar: LinkedCalendar, remote_id: str, etag: str | None) -> None:
         self._delete(self._url(f"/me/events/{_seg(remote_id)}"))
@@ -546,7 +570,7 @@ def _confidential_app(
             client_credential=secret,
             authority=authority,
             instance_discovery=False,
-            timeout=settings.timeout,
+            http_client=_TokenSession(settings.timeout),
         )
 
     try:
@@ -567,13 +591,54 @@ def _personal_app(settings: ProviderSettings) -> msal.ConfidentialClientApplicat
 
 
 def _msal_call(call):
-    """Network trouble inside msal becomes TemporaryFailure like everywhere else."""
+    """Network trouble inside msal becomes TemporaryFailure like everywhere else, and so does
+    a busy or failing sign-in service: msal raises ``MsalServiceError`` for a 5xx and
+    ``ValueError`` for a body that is not JSON (an HTML 503 or 429 page); the answer itself
+    (``_TokenSession``) tells which, and its Retry-After how long to wait (K6)."""
+    _token_answer.set(None)
     try:
         return call()
     except requests.RequestException as exc:
         raise TemporaryFailure(
             f"Could not reach the Microsoft sign-in service: {type(exc).__name__}."
         ) from exc
+    except (MsalServiceError, ValueError) as exc:
+        answer = _token_answer.get()
+        if answer is None or not (answer.status_code >= 500 or answer.status_code == 429):
+            raise
+        raise _sign_in_unavailable(answer) from exc
+
+
+_token_answer: ContextVar[requests.Response | None] = ContextVar("_token_answer", default=None)
+
+
+class _TokenSession(requests.Session):
+    """msal's HTTP client: a plain session with the configured timeout that remembers the
+    last answer, so a failed sign-in can be told apart from a refused one."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method, url, *args, **kwargs) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        response = super().request(method, url, *args, **kwargs)
+        _token_answer.set(response)
+        return response
+
+
+def _sign_in_unavailable(answer: requests.Response) -> ProviderError:
+    """429 and 503 are "busy, come back after Retry-After"; other 5xx back off as usual."""
+    status = answer.status_code
+    if status in (429, 503):
+        wait = retry_after_seconds(answer.headers.get("Retry-After"), TOKEN_RETRY_AFTER)
+        return RateLimited(
+            f"The Microsoft sign-in service is busy ({status}); Slotbook will try again.",
+            retry_after=wait,
+        )
+    return TemporaryFailure(
+        f"The Microsoft sign-in service had an internal error ({status}); Slotbook will try again."
+    )
 
 
 def _default_scope(provider: _GraphProvider) -> str:
