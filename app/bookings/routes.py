@@ -207,6 +207,10 @@ def new():
         types = _fill_booking_choices(form)
         if not form.people.data:
             form.people.data = [current_user.id]
+        slot = "people" in request.args and form.day.data is not None
+        if slot and "booking_type" not in request.args and types:
+            # Opened from a calendar slot: preview the first type at once (the select shows it)
+            form.booking_type.data = next(iter(types))
         _default_location(form, types, "location_mode" not in request.args)
         return _render_form(form, preview=_form_preview(form, types))
     form = BookingForm()
