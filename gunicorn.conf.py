@@ -1,19 +1,12 @@
-"""gunicorn settings for Slotbook, read by ``gunicorn wsgi:app`` from the project folder.
+"""gunicorn reads this file when started from the project folder (``gunicorn wsgi:app``).
 
-Access logs print each request's path, query string and Referer, and visitors' manage,
-confirm and poll links, set-password links and calendar feeds carry their secret in the path.
-So the log-record rewrite of ``app.secret_links`` is installed here, in gunicorn's master
-before it forks: every worker inherits it, and with it gunicorn's access and error logs show
-``[redacted]`` where a token was (``/polls/answer/[redacted]``), in every format and file a
-command line picks. Command-line options and ``GUNICORN_CMD_ARGS`` still override these.
+The settings live in ``deploy/gunicorn.conf.py`` (with the systemd units and the proxy example
+beside them); this file only loads them, so both ways of starting gunicorn get the same
+settings, above all the secret-link redaction of its logs.
 """
 
-import os
+import runpy
+from pathlib import Path
 
-from app.secret_links import install_log_redaction
-
-install_log_redaction()
-
-wsgi_app = "wsgi:app"
-# The access log is on (standard output; "--access-logfile FILE" elsewhere): it is safe to keep.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+_settings = runpy.run_path(str(Path(__file__).resolve().parent / "deploy" / "gunicorn.conf.py"))
+globals().update({name: value for name, value in _settings.items() if not name.startswith("__")})
