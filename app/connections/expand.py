@@ -369,14 +369,14 @@ def _report_scan(document: _Document, run: _Run) -> None:
 
 def _build_zones(blocks: list[list[str]], run: _Run) -> dict[str, tzinfo | None]:
     """This calendar's own VTIMEZONEs by TZID; None marks one that cannot be used safely.
-    Their changes are worked out up to the year after the window (``connections.zones``)."""
+    Their changes are worked out for the years around the window (``connections.zones``)."""
     zones: dict[str, tzinfo | None] = {}
     for lines in blocks:
         tzid = _zone_id(lines)
         if tzid is None or tzid in zones:
             continue
         try:
-            zones[tzid] = read_zone(lines, tzid, run.end.year + 1)
+            zones[tzid] = read_zone(lines, tzid, run.start.year - 1, run.end.year + 1)
         except Exception:  # UnusableZone, or anything the definition provoked
             zones[tzid] = None
     return zones

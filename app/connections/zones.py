@@ -12,8 +12,12 @@ conversion, and icalendar's zones live in a process-wide cache, so the zones are
   same checks as event rules (``expand._Rule``: ranges, rules that never match), and only
   yearly and monthly rules are accepted, because a zone that changes its clocks more often
   is not a zone;
-- the onsets are worked out once, when the calendar is read, up to ``last_year``, at most
-  ``MAX_ONSETS`` in all; each conversion is then a binary search.
+- the onsets are worked out once, when the calendar is read, for the years around the
+  window (``first_year`` to ``last_year``: a rule from 1601 is skipped ahead by whole years,
+  as event rules are, and a rule that ended is read from shortly before its end), at most
+  ``MAX_ONSETS`` in all; each conversion is then a binary search. Definitions are cached by
+  their full text (never by TZID alone, which Outlook gives every custom zone), because a
+  CalDAV calendar repeats the same VTIMEZONE in every event.
 
 An onset is the wall time in the offset before it (RFC 5545 3.6.5). A wall time that
 happens twice reads as the first (fold 0) and one in a gap in the offset before it, as RFC
@@ -22,6 +26,7 @@ happens twice reads as the first (fold 0) and one in a gap in the offset before 
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from datetime import datetime, timedelta, tzinfo
@@ -32,6 +37,7 @@ from icalendar import vRecur
 MAX_PARTS = 100
 MAX_ONSETS = 20_000  # per zone; 1601 to 2100 yearly is 1,000 for a two-part zone
 MAX_RDATES = 1_000
+MAX_COUNT = 200  # COUNT in a zone rule; rules with COUNT are run from their DTSTART
 ZONE_FREQS = ("YEARLY", "MONTHLY")
 _NAME = re.compile(r"[A-Za-z0-9-]+")
 _OFFSET = re.compile(r"([+-])([01]\d|2[0-3])([0-5]\d)([0-5]\d)?")
@@ -100,14 +106,32 @@ class CalendarZone(tzinfo):
         return wall.replace(tzinfo=self, fold=fold)
 
 
-def read_zone(lines: list[str], tzid: str, last_year: int) -> CalendarZone:
-    """The zone described by one VTIMEZONE's lines (unfolded); raises ``UnusableZone``."""
+def read_zone(lines: list[str], tzid: str, first_year: int, last_year: int) -> CalendarZone:
+    """The zone described by one VTIMEZONE's lines (unfolded), exact from ``first_year`` to
+    ``last_year``; raises ``UnusableZone``."""
+    zone = _read_cached(tuple(lines), tzid, first_year, last_year)
+    if zone is None:
+        raise UnusableZone("refused")
+    return zone
+
+
+@functools.lru_cache(maxsize=256)
+def _read_cached(
+    lines: tuple[str, ...], tzid: str, first_year: int, last_year: int
+) -> CalendarZone | None:
+    try:
+        return _read(list(lines), tzid, first_year, last_year)
+    except Exception:  # UnusableZone, or anything the definition provoked
+        return None
+
+
+def _read(lines: list[str], tzid: str, first_year: int, last_year: int) -> CalendarZone:
     parts = _parts(lines)
     if not 0 < len(parts) <= MAX_PARTS:
         raise UnusableZone("no usable STANDARD or DAYLIGHT parts")
     changes: list[tuple] = []
     for part in parts:
-        changes.extend(_changes(part, last_year, MAX_ONSETS - len(changes)))
+        changes.extend(_changes(part, (first_year, last_year), MAX_ONSETS - len(changes)))
     changes.sort(key=lambda change: change[0])
     first = changes[0]
     zone = CalendarZone(tzid, changes, (first[1], first[3]))
@@ -189,7 +213,7 @@ def _local(value: str) -> datetime:
 # --- onsets ------------------------------------------------------------------------------
 
 
-def _changes(part: dict, last_year: int, room: int) -> list[tuple]:
+def _changes(part: dict, years: tuple[int, int], room: int) -> list[tuple]:
     before = _offset(_first(part, "TZOFFSETFROM"))
     after = _offset(_first(part, "TZOFFSETTO"))
     start_text = _first(part, "DTSTART")
@@ -204,16 +228,17 @@ def _changes(part: dict, last_year: int, room: int) -> list[tuple]:
             onsets.add(_local(item.split("/")[0]))
             if len(onsets) > MAX_RDATES:
                 raise UnusableZone("too many RDATEs")
-    limit = datetime(last_year + 1, 1, 1)
+    limit = datetime(years[1] + 1, 1, 1)
     for _, value in part.get("RRULE", [])[:1]:
-        onsets.update(_rule_onsets(value, start, before, limit, room - len(onsets)))
+        onsets.update(_rule_onsets(value, start, before, (years[0], limit), room - len(onsets)))
     return [((onset - before), before, after, name, daylight) for onset in onsets]
 
 
 def _rule_onsets(
-    value: str, start: datetime, before: timedelta, limit: datetime, room: int
+    value: str, start: datetime, before: timedelta, span: tuple[int, datetime], room: int
 ) -> list[datetime]:
-    """The rule's onsets before ``limit``, as wall times. The rule runs in the fixed offset
+    """The rule's onsets from two years before ``span``'s first year (or from just before
+    the rule ended) up to its limit, as wall times. The rule runs in the fixed offset
     before the change, so UNTIL (UTC) compares as RFC 5545 means it."""
     from app.connections.expand import _Rule, _Skip  # the event rules' checks, shared
 
@@ -229,9 +254,15 @@ def _rule_onsets(
         rule = _Rule(recur, start.replace(tzinfo=zone), _TimedSeries())
     except _Skip as skip:
         raise UnusableZone(str(skip)) from skip
+    if rule.count is not None and rule.count > MAX_COUNT:
+        raise UnusableZone("a rule with too many changes")
+    first_year, limit = span
+    if rule.until is not None:
+        first_year = min(first_year, rule.until.year)
+    target = datetime(max(first_year - 2, 1), 1, 1, tzinfo=zone)
     found = []
     end = limit.replace(tzinfo=zone)
-    for occurrence in rule.occurrences(rule.dtstart):
+    for occurrence in rule.occurrences(target):
         if occurrence >= end:
             break
         found.append(occurrence.replace(tzinfo=None))
