@@ -11,7 +11,9 @@ Redis first. So this launcher fills the gaps and otherwise gets out of the way:
 - it migrates (``flask db upgrade``) and loads demo data only into a database with no users,
   so it never mixes demo people into a real installation;
 - it runs the web server (``flask run`` on 127.0.0.1:``PORT``, default 5000; ``FLASK_DEBUG=1``
-  for the reloader and debugger) and ``python worker.py``, then waits.
+  for the reloader and debugger) and ``python worker.py``, then waits. The worker writes to
+  ``instance/worker.log``, not the terminal: draining the demo's jobs at start printed
+  hundreds of lines that pushed the address and the sign-ins out of sight.
 
 Ctrl-C or SIGTERM stops everything it started (web and worker first, Redis last, because the
 worker needs Redis to shut down cleanly) and exits 0. If a child dies on its own the launcher
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from app.config import PROJECT_ROOT, instance_dir
 
@@ -78,14 +81,30 @@ class Launcher:
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.port = int(os.environ.get("PORT") or 5000)
         self.instance = instance_dir()
+        self.worker_log = self.instance / "worker.log"
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        """Start a long-lived child in its own process group.
+    def spawn(self, name: str, args: list[str], log: Path | None = None) -> subprocess.Popen:
+        """Start a long-lived child in its own process group, its output to ``log`` (appended)
+        when given, else to our terminal.
 
         Its own group means a terminal's Ctrl-C reaches only us, so we decide the order things
         stop in, and stopping the group also stops anything it started (the reloader's child).
         """
-        process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=self.env, start_new_session=True)  # noqa: S603
+        out = None
+        if log is not None:
+            out = log.open("ab")  # the child holds its own copy; ours closes below
+        try:
+            process = subprocess.Popen(  # noqa: S603
+                args,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+            )
+        finally:
+            if out is not None:
+                out.close()
         self.children.append((name, process))
         return process
 
@@ -147,7 +166,7 @@ class Launcher:
             print(f"Database already has {users} user(s); not loading demo data.", flush=True)
 
         web = self.spawn("web", [*FLASK, "run", "--host", "127.0.0.1", "--port", str(self.port)])
-        self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")])
+        self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], log=self.worker_log)
         wait_for_port("web server", web, self.port)
         self.banner(demo)
 
@@ -164,6 +183,7 @@ class Launcher:
         if demo:
             lines.append(f"Demo sign-ins (password {DEMO_PASSWORD}):")
             lines += [f"  {email:<36} {role}" for email, role in DEMO_LOGINS]
+        lines.append(f"Background worker's log: {self.worker_log}")
         lines.append("Press Ctrl-C to stop.\n")
         print("\n".join(lines), flush=True)
 
