@@ -670,6 +670,7 @@ class _Series:
             ),
             key=lambda future: future.key,
         )
+        self.reach = self._reach()
 
     def following(self, start: date | datetime) -> _Future | None:
         """The latest THISANDFUTURE override before this instance, which it follows."""
@@ -680,7 +681,7 @@ class _Series:
                 found = future
         return found
 
-    def reach(self) -> tuple[timedelta, timedelta]:
+    def _reach(self) -> tuple[timedelta, timedelta]:
         """How far THISANDFUTURE moves instances: (latest end beyond an unmoved instance's
         length, earliest start before its own), so the window is widened by that much."""
         later = earlier = timedelta(0)
@@ -773,7 +774,7 @@ class _Expansion:
             if start == previous:
                 continue
             previous = start
-            if self._utc(start) >= self.run.end + self.series.reach()[1]:
+            if self._utc(start) >= self.run.end + self.series.reach[1]:
                 break
             if self.series.skipped(start):
                 continue
@@ -856,11 +857,11 @@ class _Expansion:
         span = self.master.span
         if self.all_day:
             first_day = self.run.start.astimezone(self.run.floating_zone).date()
-            later = self.series.reach()[0]
+            later = self.series.reach[0]
             days = max(span.days, later.days + 1)
             return datetime.combine(first_day - timedelta(days=days + 1), clock_time())
         # Rules step in wall-clock time; 3 hours covers any DST shift between wall and UTC.
-        longest = timedelta(days=span.days, hours=3) + span.exact + self.series.reach()[0]
+        longest = timedelta(days=span.days, hours=3) + span.exact + self.series.reach[0]
         return (self.run.start - longest).astimezone(self.master.start.tzinfo)
 
     def _rules(self) -> list[_Rule]:
