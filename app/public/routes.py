@@ -93,7 +93,16 @@ def _ended(booking):
 def landing():
     if not _enabled():
         return _closed()
-    return _page("public/landing.html", types=service.public_types())
+    kinds = service.public_types()
+    ways = {k.id: _ways(k) for k in kinds}
+    return _page("public/landing.html", types=kinds, ways=ways)
+
+
+def _ways(kind) -> str:
+    """ "Online or face to face": how a visitor may meet for ``kind``, for the landing page."""
+    words = [visit.WHERE_LABELS.get(m, m).lower() for m in service.visitor_modes(kind)]
+    text = " or ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 # --- S2 slot picker -------------------------------------------------------------------------

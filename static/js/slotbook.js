@@ -171,3 +171,56 @@
     }
   });
 })();
+
+/* The staff menu on a phone ([13]): at most 760 px wide the navigation folds behind a "Menu"
+ * button (aria-expanded, Enter/Space as any button, Escape closes it and returns focus). The
+ * header is never swapped by HTMX, and the listeners sit on the document, so swaps cannot
+ * unbind them. Without script the button stays hidden and the menu shows open. */
+(function () {
+  "use strict";
+
+  function parts() {
+    var button = document.querySelector("[data-menu-toggle]");
+    if (!button) {
+      return null;
+    }
+    return { button: button, bar: button.closest(".topbar") };
+  }
+
+  function setOpen(open) {
+    var p = parts();
+    if (!p) {
+      return;
+    }
+    p.button.setAttribute("aria-expanded", open ? "true" : "false");
+    p.bar.classList.toggle("menu-open", open);
+  }
+
+  function init() {
+    var p = parts();
+    if (!p) {
+      return;
+    }
+    p.button.hidden = false;
+    document.documentElement.classList.add("js-menu");
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-menu-toggle]");
+    if (button) {
+      setOpen(button.getAttribute("aria-expanded") !== "true");
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    var p = parts();
+    if (event.key === "Escape" && p && p.button.getAttribute("aria-expanded") === "true") {
+      setOpen(false);
+      p.button.focus();
+    }
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

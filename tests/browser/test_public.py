@@ -3,6 +3,7 @@ then reschedules and cancels through the manage link; the page weight stays smal
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,7 +68,8 @@ def test_new_york_visitor_books_reschedules_and_cancels(app, public, live_server
     assert starts_at.isoformat() == chosen.replace("Z", "+00:00")
     local = starts_at.astimezone(NEW_YORK)
     when = page.get_by_test_id("when").inner_text()
-    assert when == f"{local.strftime('%A %d %B %Y, %H:%M')} {local.tzname()}"
+    end = (starts_at + timedelta(hours=1)).astimezone(NEW_YORK)
+    assert when == f"{local.strftime('%A %d %B %Y, %H:%M')}–{end:%H:%M} {local.tzname()}"
     assert local.tzname() in {"EST", "EDT"}
 
     token = token_from(outbox(app, "public.booking_created")[0]["manage_url"])

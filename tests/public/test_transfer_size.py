@@ -1,12 +1,13 @@
 """Acceptance 5: the landing page and the slot picker weigh < 150 KB on first load together
-(HTML + CSS + JS, uncompressed, each asset counted once as a browser would fetch it)."""
+(HTML + CSS + JS + the favicon, uncompressed, each asset counted once as a browser would
+fetch it)."""
 
 from __future__ import annotations
 
 import re
 
 LIMIT = 150 * 1024
-ASSET_RE = re.compile(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"')
+ASSET_RE = re.compile(r'(?:href|src)="(/static/[^"]+\.(?:css|js|svg))"')
 
 
 def page_weight(client, urls: list[str]) -> dict[str, int]:
