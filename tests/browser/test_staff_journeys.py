@@ -28,10 +28,6 @@ def _weekday(days_ahead: int = 7) -> date:
     return day
 
 
-def _suffix(width: int) -> str:
-    return "" if width == 1280 else f"-{width}"
-
-
 @pytest.fixture
 def tokyo_guest(browser):
     context = browser.new_context(
@@ -149,7 +145,8 @@ def test_a_booking_manager_books_by_clicking_an_empty_slot(app, factory, live_se
     expect(drawer.get_by_label("Held by")).to_have_value(str(agent.id))
     htmx_settled(page)
     expect(drawer.get_by_role("status").first).to_contain_text("is free for everyone chosen")
-    shoot(page, f"calendar-slot-booking{_suffix(width)}")
+    if width == 1280:  # shoot() checks and pictures it at 390 px too
+        shoot(page, "calendar-slot-booking")
     drawer.get_by_role("button", name="Book", exact=True).click()
     expect(drawer.get_by_role("status").first).to_contain_text("Booked: Review")
     with app.app_context():
@@ -206,7 +203,8 @@ def test_the_staff_form_refuses_2020_and_asks_for_book_anyway_at_three(
     expect(preview).to_contain_text("03:00–03:45 is not a usual time")
     expect(preview).to_contain_text("outside Amara Okafor's working hours (they work 08:00–18:00)")
     expect(preview).not_to_contain_text("is free")
-    shoot(page, f"booking-book-anyway{_suffix(width)}")
+    if width == 1280:
+        shoot(page, "booking-book-anyway")
     page.get_by_role("button", name="Book", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Tick “Book anyway”")
     with app.app_context():
@@ -244,7 +242,8 @@ def test_the_bookings_list_pages_and_searches(app, factory, live_server, page, w
     expect(rows).to_have_count(25)
     expect(rows.first).to_contain_text("Review 00")
     expect(page.locator(".pager")).to_contain_text("1–25 of 30")
-    shoot(page, f"bookings-list-paged{_suffix(width)}")
+    if width == 1280:
+        shoot(page, "bookings-list-paged")
     htmx_settled(page)
     page.get_by_label("Person or title").fill("Ben Hughes")
     expect(page.locator(".pager")).to_contain_text("of 15")
