@@ -128,12 +128,11 @@ def gone(kind: BookingType, starts_at: datetime) -> JustTaken:
 
 
 def _teams_available() -> bool:
-    """Whether Teams meetings can be made now (``app.teams.service.teams_available``); until
-    that exists, never: a visitor must not be offered a meeting nobody can create."""
-    try:
-        from app.teams.service import teams_available
-    except ImportError:
-        return False
+    """Whether Teams meetings can be made now (the organisation's Microsoft 365 connection
+    works): a visitor must not be offered a meeting nobody can create. Imported late, since
+    ``app.teams`` builds on the booking service this module also imports."""
+    from app.teams.service import teams_available
+
     return bool(teams_available())
 
 

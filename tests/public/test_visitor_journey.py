@@ -65,6 +65,17 @@ def test_picker_offers_the_types_modes_but_not_teams_while_teams_cannot_work(cli
     assert LINK not in page  # the link comes with the confirmation, not before booking
 
 
+def test_teams_is_offered_once_teams_meetings_can_be_made(client, public, teams_connection):
+    """With the organisation's Microsoft 365 connection Teams works, so a visitor may pick it."""
+    _modes(client.application, public["kind"], location_modes=["face_to_face", "teams"])
+    page = client.get("/book/consultation?tz=UTC").get_data(as_text=True)
+    assert re.findall(r'name="location_mode" value="([a-z_]+)"', page) == [
+        "face_to_face",
+        "teams",
+    ]
+    assert "Microsoft Teams" in page
+
+
 def test_a_visitor_booking_remote_gets_the_link_end_time_with_whom_and_a_calendar(
     app, client, public
 ):
