@@ -171,6 +171,8 @@ class Config:
         # Outbox rows not done after this many seconds are re-enqueued by the sweeper.
         self.OUTBOX_SWEEP_AFTER_SECONDS = env_int("SLOTBOOK_OUTBOX_SWEEP_AFTER", 60)
         self.OUTBOX_MAX_ATTEMPTS = env_int("SLOTBOOK_OUTBOX_MAX_ATTEMPTS", 8)
+        # Nights the Teams attendance job waits for a meeting's report before staff review it.
+        self.TEAMS_ATTENDANCE_MAX_TRIES = env_int("SLOTBOOK_TEAMS_ATTENDANCE_MAX_TRIES", 3)
         # Abuse limits on the public pages (S6), in Flask-Limiter notation ("10/hour").
         self.SLOTBOOK_LIMIT_SLOT_QUERIES = env_str("SLOTBOOK_LIMIT_SLOT_QUERIES", "60/minute")
         self.SLOTBOOK_LIMIT_BOOKING_POSTS_IP = env_str("SLOTBOOK_LIMIT_BOOKING_POSTS_IP", "10/hour")

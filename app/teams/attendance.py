@@ -250,8 +250,10 @@ def run(booking_id: int | None = None, now: datetime | None = None) -> RunSummar
     work, provider, zone = _prepare(booking_id, now, summary)
     for item in work:
         summary.checked += 1
+        found = None  # an onlineMeeting id looked up by join URL, kept for the next nights
         try:
             meeting_id = item.meeting_id or find_meeting_id(provider, item.organiser, item.join_url)
+            found = None if item.meeting_id else meeting_id
             outcome = decide(
                 read_sessions(provider, item.organiser, meeting_id),
                 learner_email=item.learner_email,
@@ -270,7 +272,7 @@ def run(booking_id: int | None = None, now: datetime | None = None) -> RunSummar
             break
         except ProviderError as exc:
             outcome, failure = None, f"Microsoft Graph: {exc}"
-        _record(item, outcome, failure, now, summary)
+        _record(item, outcome, failure, now, summary, found)
     return summary
 
 
@@ -340,11 +342,17 @@ def _max_tries() -> int:
 
 
 def _record(
-    item: Work, outcome: Outcome | None, failure: str | None, now: datetime, summary: RunSummary
+    item: Work,
+    outcome: Outcome | None,
+    failure: str | None,
+    now: datetime,
+    summary: RunSummary,
+    found_meeting_id: str | None = None,
 ) -> None:
     """Store one booking's result in its own transaction, under the booking's lock, unless
     someone settled it meanwhile (a reviewer, or another run)."""
     from app.bookings.service import lock_booking
+    from app.teams.models import OnlineMeeting
 
     begin_write()
     booking = db.session.get(Booking, item.booking_id)
@@ -357,6 +365,11 @@ def _record(
         db.session.rollback()
         return
     row.checked_at = now
+    meeting = db.session.scalars(
+        select(OnlineMeeting).where(OnlineMeeting.booking_id == booking.id)
+    ).first()
+    if found_meeting_id and meeting is not None and not meeting.graph_online_meeting_id:
+        meeting.graph_online_meeting_id = found_meeting_id
     if outcome is None:
         row.tries = (row.tries or 0) + 1
         if row.tries >= _max_tries():

@@ -387,3 +387,47 @@ def test_the_day_is_the_organisations_day(app, factory, people, ms):
         "recorded",
         50,
     )
+
+
+# --- with a meeting made through Graph by the Teams meetings code ----------------------------
+
+
+def test_a_meeting_made_through_graph_is_read_after_it_ends(app, factory, graph_server):
+    """The whole way: the booking's meeting is created in the stand-in by the outbox, it ends,
+    and the job finds its onlineMeeting by join URL (the stored id forgotten) and records."""
+    from tests.teams.meet_helpers import deliver_all, meeting_of, tenant_people
+
+    manager, ada, lee = tenant_people(app, factory, graph_server)
+    kind = factory.booking_type(
+        name="Review",
+        location_modes=["teams"],
+        default_location_mode="teams",
+        planned_otj_minutes=60,
+    )
+    booking = factory.booking(manager, kind, at(3, 10), [ada], learner=lee, location_mode="teams")
+    deliver_all(app)
+    made = meeting_of(app, booking.id)
+    assert made.state == "scheduled" and made.graph_online_meeting_id
+    start = at(-1, 10)
+    with app.app_context():
+        begin_write()
+        row = db.session.get(Booking, booking.id)
+        row.starts_at, row.ends_at = start, start + timedelta(hours=1)
+        row.online_meeting.graph_online_meeting_id = None
+        db.session.commit()
+    graph_server.add_attendance_report(
+        ada.email,
+        made.graph_online_meeting_id,
+        start,
+        start + timedelta(hours=1),
+        [(ada.email, "Organizer", 3600), (lee.email, "Attendee", 3300)],
+    )
+
+    assert nightly(app) == 1
+    assert (attendance(app, booking.id).state, attendance(app, booking.id).otj_minutes) == (
+        "recorded",
+        55,
+    )
+    assert meeting_of(app, booking.id).graph_online_meeting_id == made.graph_online_meeting_id
+    lookups = [r for r in graph_server.graph_requests("GET") if r.path.endswith("/onlineMeetings")]
+    assert lookups and "JoinWebUrl" in lookups[-1].query
