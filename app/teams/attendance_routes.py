@@ -37,7 +37,7 @@ def review_attendance(booking_id: int):
     raw = (request.form.get("minutes") or "").strip()
     minutes = None
     if raw:
-        if not raw.isdigit() or len(raw) > 5:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
             return _refuse(booking, "Enter the off-the-job minutes as a whole number.")
         minutes = int(raw)
 
@@ -67,7 +67,7 @@ def _report_input():
         last = otj_report.parse_month(request.args.get("to"), last)
         otj_report.month_range(first, last)
         learner = (request.args.get("learner") or "").strip()
-        if learner and (not learner.isdigit() or len(learner) > 12):
+        if learner and not (learner.isascii() and learner.isdigit() and len(learner) <= 12):
             raise otj_report.ReportError("Choose a learner from the list.")
     except otj_report.ReportError as exc:
         return None, str(exc)

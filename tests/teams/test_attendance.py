@@ -247,10 +247,11 @@ def test_held_on_another_day_needs_review_and_staff_correct_it(app, client, fact
     login(client, manager.email)
     page = f"/bookings/{booking_id}"
     assert "Needs review" in client.get(page).get_data(as_text=True)
-    bad = client.post(
-        f"{page}/attendance", data={"minutes": "-5", "csrf_token": csrf_from(client, page)}
-    )
-    assert bad.status_code == 400
+    for odd in ("-5", "²", "1e3", "2000"):
+        bad = client.post(
+            f"{page}/attendance", data={"minutes": odd, "csrf_token": csrf_from(client, page)}
+        )
+        assert bad.status_code == 400, odd
     assert attendance(app, booking_id).state == "needs_review"  # nothing changed
     response = client.post(
         f"{page}/attendance", data={"minutes": "40", "csrf_token": csrf_from(client, page)}

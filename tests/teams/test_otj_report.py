@@ -19,7 +19,6 @@ from app.teams.attendance_models import MeetingAttendance
 from tests.accounts.perm_booking_types import form_data
 from tests.conftest import at, csrf_from, login
 
-
 _days = itertools.count()
 
 
@@ -124,7 +123,8 @@ def test_report_refuses_bad_months_with_a_reason(client, cast):
     backwards = client.get("/reports/otj.csv?from=2026-06&to=2026-01")
     assert backwards.status_code == 400
     assert "before the first month" in backwards.get_data(as_text=True)
-    assert client.get("/reports/otj?learner=abc").status_code == 400
+    for odd in ("abc", "²", "٣", "9" * 40):  # digits Python reads but ids are not
+        assert client.get(f"/reports/otj?learner={odd}").status_code == 400, odd
 
 
 def test_learner_sees_their_own_hours_and_not_the_report(app, client, factory, cast):
