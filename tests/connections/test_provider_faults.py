@@ -219,3 +219,29 @@ def test_caldav_update_without_hand_edit_writes_everything(app, factory, people,
     assert event.decoded("DTSTART") == later
     [moved] = remote_events(app, booking.id)
     assert moved.etag == etag != record.etag
+
+
+def test_msal_replaying_a_cached_failure_is_still_temporary(app, graph_server):
+    """msal remembers a 5xx for a while and raises it again without asking the server; the
+    second attempt with the same client is still a temporary failure, not an unexpected one."""
+    from app.connections.providers.base import RateLimited
+    from app.connections.providers.graph import GraphOrgProvider
+
+    fake = graph_server
+    fake.redirect_uris.add("http://localhost/callback")
+    with app.app_context():
+        connection = Connection(
+            kind="microsoft-org", tenant_id=fake.tenant_id, client_id=fake.client_id
+        )
+    provider = GraphOrgProvider(connection, fake.client_secret, fake.provider_settings())
+    fake.fail_token_endpoint(1, 503, retry_after=45)
+
+    with pytest.raises(RateLimited) as first:
+        provider.list_calendars()
+    with pytest.raises(RateLimited) as second:
+        provider.list_calendars()
+
+    assert first.value.retry_after == 45
+    assert second.value.retry_after > 0
+    tokens = [r for r in fake.requests if r.path.endswith("/oauth2/v2.0/token")]
+    assert [r.status for r in tokens] == [503]  # the second failure never reached the server

@@ -17,6 +17,7 @@ token nor the refresh token ever appears in an exception message.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -604,9 +605,17 @@ def _msal_call(call):
         ) from exc
     except (MsalServiceError, ValueError) as exc:
         answer = _token_answer.get()
-        if answer is None or not (answer.status_code >= 500 or answer.status_code == 429):
+        if answer is not None:
+            status, headers = answer.status_code, answer.headers
+        else:  # msal replayed an error it had cached (its throttling): the status is all
+            found = _HTTP_ERROR.search(str(exc)) if isinstance(exc, MsalServiceError) else None
+            status, headers = (int(found.group(1)) if found else 0), {}
+        if not (status >= 500 or status == 429):
             raise
-        raise _sign_in_unavailable(answer) from exc
+        raise _sign_in_unavailable(status, headers) from exc
+
+
+_HTTP_ERROR = re.compile(r"HTTP Error: (\d{3})")
 
 
 _token_answer: ContextVar[requests.Response | None] = ContextVar("_token_answer", default=None)
@@ -627,11 +636,10 @@ class _TokenSession(requests.Session):
         return response
 
 
-def _sign_in_unavailable(answer: requests.Response) -> ProviderError:
+def _sign_in_unavailable(status: int, headers: Mapping[str, str]) -> ProviderError:
     """429 and 503 are "busy, come back after Retry-After"; other 5xx back off as usual."""
-    status = answer.status_code
     if status in (429, 503):
-        wait = retry_after_seconds(answer.headers.get("Retry-After"), TOKEN_RETRY_AFTER)
+        wait = retry_after_seconds(headers.get("Retry-After"), TOKEN_RETRY_AFTER)
         return RateLimited(
             f"The Microsoft sign-in service is busy ({status}); Slotbook will try again.",
             retry_after=wait,
