@@ -199,3 +199,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["local"] = local_time
     app.jinja_env.filters["audit_value"] = audit_value
     app.jinja_env.globals["Perm"] = Perm
+    from app.teams.service import teams_available, waiting_text
+
+    app.jinja_env.globals["teams_waiting_text"] = waiting_text  # templates/teams/_meeting.html
+    app.jinja_env.globals["teams_available"] = teams_available  # forms offer Teams only then

@@ -226,6 +226,22 @@ def record_teams_attendance() -> int:
     return summary.checked
 
 
+# --- Teams meetings: the scheduling window (T2) ---------------------------------------------
+
+
+@in_app_context
+def schedule_teams_meetings() -> int | None:
+    """Push the Teams meetings that entered the scheduling window (once per
+    ``teams_schedule_interval_hours``; ``app.teams.meetings.run_periodic`` keeps the pace)."""
+    from app.database import begin_write
+    from app.teams.meetings import run_periodic
+
+    begin_write()
+    queued = run_periodic()
+    db.session.commit()
+    return queued
+
+
 SCHEDULE: list[Periodic] = [
     Periodic("outbox-sweep", 60, sweep_outbox),
     Periodic("public-release-unconfirmed", 60, release_unconfirmed_bookings),
@@ -236,6 +252,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("purge-outdated-visitors", 86400, purge_outdated_visitors),
     # Nightly too: a meeting's attendance is read the night after it (seed 001).
     Periodic("teams-attendance", 86400, record_teams_attendance),
+    # Ticks every 15 minutes; the job itself runs once per teams_schedule_interval_hours.
+    Periodic("teams-schedule", 900, schedule_teams_meetings),
 ]
 
 

@@ -79,6 +79,7 @@ def register_error_handlers(bp: Blueprint) -> None:
     from app.bookings.policy import PermissionDenied
     from app.bookings.service import BookingError, ConflictError
     from app.bookings.types import BookingTypeError
+    from app.teams.service import TeamsUnavailable
 
     def refuse(status: int, code: str, message: str, headers: dict | None = None):
         db.session.rollback()
@@ -103,6 +104,10 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(BookingError)
     def unprocessable(exc: BookingError):
         return refuse(422, "validation_error", str(exc))
+
+    @bp.errorhandler(TeamsUnavailable)  # a BookingError with a code of its own (issue [10])
+    def teams_unavailable(exc: TeamsUnavailable):
+        return refuse(422, "teams_unavailable", str(exc))
 
     # People, groups, hours and booking types: the services' refusals (a subclass is answered
     # by its own handler: Flask looks up the exception's classes most specific first).

@@ -44,6 +44,7 @@ PATCH_FIELDS = (
     "location_detail",
     "location_mode",
     "planned_otj_minutes",
+    "organiser_email",
 )
 STATUS_CHANGES = {
     "confirmed": service.approve,
@@ -175,6 +176,7 @@ def create_booking():
     location_mode = params.text(data, "location_mode", 20)
     location_detail = params.text(data, "location_detail", service.LOCATION_DETAIL_MAX)
     description = params.text(data, "description", DESCRIPTION_MAX)
+    organiser_email = params.text(data, "organiser_email", 320)  # Teams only
     if data.get("people") is None:
         people = _assign(kind, starts_at, learner)
     else:
@@ -189,6 +191,7 @@ def create_booking():
         location_detail=location_detail,
         description=description or "",
         check_availability=True,
+        organiser_email=organiser_email or None,
     )
     if "planned_otj_minutes" in data:  # else the type's plan, set by create_booking
         booking.planned_otj_minutes = attendance.check_planned(data["planned_otj_minutes"])
@@ -254,16 +257,19 @@ def update_booking(booking_id: int):
     description = params.text(data, "description", DESCRIPTION_MAX)
     location_detail = params.text(data, "location_detail", service.LOCATION_DETAIL_MAX)
     location_mode = params.text(data, "location_mode", 20)
+    organiser_email = params.text(data, "organiser_email", 320) or None
 
     if starts_at is not None:
         service.reschedule(actor, booking, starts_at, check_availability=True)
-    if description is not None or location_detail is not None or location_mode is not None:
+    edits = (description, location_detail, location_mode, organiser_email)
+    if any(value is not None for value in edits):
         service.update_details(
             actor,
             booking,
             description=description,
             location_detail=location_detail,
             location_mode=location_mode,
+            organiser_email=organiser_email,
         )
     if "planned_otj_minutes" in data:
         attendance.set_planned_minutes(actor, booking, data["planned_otj_minutes"])

@@ -48,6 +48,7 @@ ERROR_CODES = [
     "conflict",
     "invalid_transition",
     "internal_error",
+    "teams_unavailable",  # Teams asked for without a working Microsoft 365 connection
 ]
 
 DATETIME_EXAMPLE = "2025-03-03T09:00:00+00:00"
@@ -559,6 +560,20 @@ class Attendance(Out):
     people: list[AttendancePerson]
 
 
+class OnlineMeeting(Out):
+    provider: Literal["teams"]
+    state: Literal["waiting", "scheduled", "failed", "cancelled"] = Field(
+        description="waiting: not yet inside the scheduling window (see push_after); "
+        "scheduled: made in Teams, join_url set; failed: Microsoft would not make it (error "
+        "says why; calendar events and .ics stand in); cancelled: cancelled in Teams."
+    )
+    join_url: str | None = Field(description="The Teams join link (when scheduled).")
+    push_after: Instant | None = Field(
+        description="When the meeting enters the scheduling window and is created in Teams."
+    )
+    error: str | None = Field(description="Why the meeting could not be made.")
+
+
 class Booking(Out):
     id: int
     uid: str = Field(description="Stable iCalendar UID.")
@@ -583,6 +598,9 @@ class Booking(Out):
     attendance: Attendance | None = Field(
         description="Teams attendance and the off-the-job minutes it gave; null unless the "
         "booking is a Teams meeting with planned minutes."
+    )
+    online_meeting: OnlineMeeting | None = Field(
+        None, description="The booking's Microsoft Teams meeting; null unless it meets by Teams."
     )
 
 
@@ -623,6 +641,13 @@ class BookingCreate(Body):
     description: str | None = Field(None, max_length=DESCRIPTION_MAX)
     planned_otj_minutes: int | None = Field(
         None, ge=1, le=1440, description="Planned off-the-job minutes; default the type's."
+    )
+    organiser_email: str | None = Field(
+        None,
+        max_length=320,
+        description="teams only: the Microsoft 365 user who organises the meeting; default "
+        "the booking's owner. Teams without a working Microsoft 365 connection: 422 "
+        "teams_unavailable.",
     )
 
     @field_validator("people", mode="before")
@@ -672,6 +697,12 @@ class BookingPatch(Body):
     )
     planned_otj_minutes: int | None = Field(
         None, ge=1, le=1440, description="Planned off-the-job minutes; null: none planned."
+    )
+    organiser_email: str | None = Field(
+        None,
+        max_length=320,
+        description="teams only: the organiser's Microsoft 365 email (before the meeting is "
+        "made in Teams).",
     )
 
 

@@ -15,6 +15,7 @@ from app.bookings.models import Attendee, Booking, BookingType
 from app.extensions import db
 from app.scheduling.slots import Slot
 from app.teams.attendance import attendance_json
+from app.teams.service import meeting_json
 
 
 def iso(value: datetime, zone: ZoneInfo) -> str:
@@ -157,4 +158,5 @@ def booking_json(booking: Booking, zone: ZoneInfo) -> dict:
         sequence=booking.sequence,
         planned_otj_minutes=booking.planned_otj_minutes,
         attendance=attendance_json(booking),  # T3: null unless Teams with planned minutes
+        online_meeting=meeting_json(booking),  # T1/T2: null unless Teams
     )

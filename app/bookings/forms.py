@@ -40,6 +40,8 @@ class BookingForm(WhenForm):
     learner = SelectField("Learner", coerce=int, validators=[Optional()])
     location_mode = SelectField("Location", validators=[DataRequired()])
     location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
+    # Teams only (seed 000): whose Microsoft 365 calendar organises the meeting; empty: the owner.
+    organiser_email = EmailField("Organiser email", validators=[Optional(), Length(max=320)])
     description = TextAreaField("Notes", validators=[Length(max=5000)])
     # A time outside the usual (working hours, closed day, booking window) is booked only on
     # purpose: the tick and the reason go into the audit trail.

@@ -168,6 +168,9 @@ def slot_at(
 def default_location(kind: BookingType) -> tuple[str, str]:
     modes = kind.location_modes or [LocationMode.FACE_TO_FACE]
     mode = kind.default_location_mode if kind.default_location_mode in modes else modes[0]
+    working = service.working_modes(list(modes))  # Teams only while it works
+    if mode not in working and working:
+        mode = working[0]
     detail = "" if mode == LocationMode.TEAMS else (kind.location_detail or "")
     return mode, detail
 

@@ -137,7 +137,10 @@ def _fill_booking_choices(form: BookingForm) -> dict[int, BookingType]:
     people = _staff() if current_user.can(Perm.BOOKINGS_ASSIGN) else [current_user]
     form.people.choices = [(p.id, p.name) for p in people]
     form.learner.choices = [(0, "— none —")] + [(p.id, p.name) for p in _learners()]
-    form.location_mode.choices = list(LOCATION_LABELS.items())
+    working = service.working_modes(list(LOCATION_LABELS))  # Teams only while it works
+    form.location_mode.choices = [
+        (m, label) for m, label in LOCATION_LABELS.items() if m in working
+    ]
     return types
 
 
@@ -151,6 +154,9 @@ def _default_location(form: BookingForm, types: dict[int, BookingType], mode_too
     if kind is None:
         return
     mode, detail = default_location(kind)
+    working = service.working_modes(list(kind.location_modes or [mode]))
+    if mode not in working and working:  # a default that cannot work now (Teams)
+        mode, detail = working[0], ""
     if mode_too:
         form.location_mode.data = mode
     if not (form.location_detail.data or "").strip() and form.location_mode.data == mode:
@@ -230,6 +236,7 @@ def new():
                 location_mode=form.location_mode.data,
                 location_detail=form.location_detail.data or "",
                 description=form.description.data or "",
+                organiser_email=_organiser(form),
                 hours_check=True,  # never the past; outside the usual only on purpose
                 book_anyway=form.anyway_reason.data if form.book_anyway.data else None,
             )
@@ -548,10 +555,19 @@ def _moved_preview(booking: Booking, form: WhenForm):
     )
 
 
+def _organiser(form: BookingForm) -> str | None:
+    """The organiser email entered for a Teams booking (ignored for the other modes)."""
+    if form.location_mode.data != "teams":
+        return None
+    return (form.organiser_email.data or "").strip() or None
+
+
 def _mode_choices(form: EditForm, booking: Booking) -> None:
     """The ways this booking's type can meet (switching to Teams hands the calendar event
-    over to the Teams invitation, K5)."""
+    over to the Teams invitation, K5); Teams only while it works, or when it already is."""
     modes = booking.booking_type.location_modes or [booking.location_mode]
+    working = service.working_modes(list(modes))
+    modes = [m for m in modes if m in working or m == booking.location_mode]
     form.location_mode.choices = [(m, location_label(m)) for m in modes]
 
 

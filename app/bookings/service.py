@@ -221,6 +221,17 @@ def on_meeting_change(hook: MeetingHook) -> MeetingHook:
     return hook
 
 
+# Narrow a type's location modes to those that work now (Teams needs its connection); the
+# default mode of a booking made without one is the type's default only if it works.
+MODE_FILTERS: list[Callable[[list[str]], list[str]]] = []
+
+
+def working_modes(modes: list[str]) -> list[str]:
+    for narrow in MODE_FILTERS:
+        modes = narrow(modes)
+    return list(modes)
+
+
 def _meeting_changed(
     booking: Booking, actor: User | None, change: str, organiser_email: str | None = None
 ) -> bool:
@@ -446,6 +457,8 @@ def _location(kind: BookingType, mode: str | None, detail: str | None) -> tuple[
     from app.bookings.types import default_location, detail_for
 
     default_mode, default_detail = default_location(kind)
+    if not mode and default_mode not in working_modes(kind.location_modes or []):
+        default_mode = (working_modes(kind.location_modes or []) or [default_mode])[0]
     mode = mode or default_mode
     if not (detail or "").strip():
         detail = detail_for(kind, mode)  # the mode's own address or link, never another's

@@ -188,6 +188,30 @@ def _flag(value: Any, field: str, label: str, *, optional: bool = False) -> bool
     return value
 
 
+def _working_default(default_mode: str | None, modes: list[str], chosen: bool) -> str:
+    """The type's default location, which must be one that works now (issue [10]: Teams
+    needs the organisation's Microsoft 365 connection): a chosen default that cannot work is
+    refused, an implied one becomes the first allowed mode that works."""
+    from app.bookings.service import working_modes  # the filters the Teams package adds
+
+    working = working_modes(modes)
+    if default_mode is not None and default_mode in working:
+        return default_mode
+    if default_mode is not None and chosen:
+        raise BookingTypeError(
+            "Microsoft Teams cannot be the default location until the organisation's "
+            "Microsoft 365 connection works (Calendars). Choose another default.",
+            "default_location_mode",
+        )
+    if not working:
+        raise BookingTypeError(
+            "Microsoft Teams needs the organisation's Microsoft 365 connection (Calendars); "
+            "allow another location mode as well.",
+            "location_modes",
+        )
+    return working[0]
+
+
 def _choices(value: Any, field: str, label: str, allowed: tuple[str, ...]) -> list[str]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise BookingTypeError(f"{label} must be a list of: {', '.join(allowed)}.", field)
@@ -313,7 +337,9 @@ def check_fields(
                 "default_location_mode",
             )
         default_mode = None  # the allowed modes changed under an old default: first allowed
-    out["default_location_mode"] = default_mode or modes[0]
+    out["default_location_mode"] = _working_default(
+        default_mode, modes, "default_location_mode" in given
+    )
     out["location_detail"] = _text(
         merged["location_detail"], "location_detail", "Location detail", LOCATION_DETAIL_MAX
     )

@@ -87,6 +87,44 @@ def add_ics(email: str, url: str) -> None:
     _linked(connection)
 
 
+@connections.command("set-microsoft-org")
+@click.option("--tenant", required=True, help="The tenant id (GUID) or domain.")
+@click.option("--client-id", required=True, help="The app registration's client id.")
+@click.option(
+    "--show-event-details/--hide-event-details",
+    default=None,
+    help="Show organisation events' titles to staff (unchanged when not given).",
+)
+@with_appcontext
+def set_microsoft_org(tenant: str, client_id: str, show_event_details: bool | None) -> None:
+    """Set up the organisation's Microsoft 365 connection (K1; Teams meetings use it too).
+
+    The client secret is read from stdin (or asked for); it is checked by listing the
+    tenant's users before anything is saved, exactly as on the Calendars screen.
+    """
+    from app.admin.settings import get_setting
+    from app.connections.service import LinkError, save_organisation_connection
+    from app.database import begin_write
+
+    if sys.stdin is not None and not sys.stdin.isatty():
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = click.prompt("Client secret", hide_input=True, default="", show_default=False)
+    if show_event_details is None:
+        show_event_details = bool(get_setting("show_event_details"))
+    try:
+        begin_write()
+        connection = save_organisation_connection(tenant, client_id, secret, show_event_details)
+        db.session.commit()
+    except LinkError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Saved the Microsoft 365 connection {connection.id} for tenant {connection.tenant_id}; "
+        "its calendars are read by the next sync."
+    )
+
+
 @connections.command("list")
 @with_appcontext
 def list_connections() -> None:

@@ -17,7 +17,7 @@ from app.accounts.permissions import Perm
 from app.bookings import policy
 from app.bookings.availability import load_context
 from app.bookings.models import Booking, BookingType
-from app.bookings.service import BookingError, Guest, _clean_email, create_booking
+from app.bookings.service import BookingError, Guest, _clean_email, create_booking, working_modes
 from app.database import begin_write, lock_row, utcnow
 from app.extensions import db
 from app.outbox import emit
@@ -231,7 +231,7 @@ def book(actor: User, poll: Poll, option_id: int, *, now: datetime | None = None
         guests=guests,
         title=poll.title,
         description=poll.description,
-        location_mode=poll.booking_type.location_modes[0],
+        location_mode=(working_modes(list(poll.booking_type.location_modes)) or [None])[0],
         check_availability=True,
     )
     db.session.flush()

@@ -15,6 +15,24 @@ def teams() -> None:
     """Microsoft Teams meetings."""
 
 
+# --- the scheduling window (T2) ------------------------------------------------------------
+
+
+@teams.command("schedule")
+@with_appcontext
+def schedule() -> None:
+    """Queue the Teams meetings that entered the scheduling window now (what the periodic
+    job does every teams_schedule_interval_hours); the worker then creates them."""
+    from app.database import begin_write
+    from app.extensions import db
+    from app.teams.meetings import schedule_due
+
+    begin_write()
+    queued = schedule_due()
+    db.session.commit()
+    click.echo(f"Queued {queued} Teams meeting{'s' if queued != 1 else ''} for creation.")
+
+
 # --- attendance → off-the-job minutes (T3) --------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -126,7 +126,8 @@ def _plan(booking: Booking, now: datetime) -> _Plan | None:
         return None
     if meeting.graph_event_id:
         return _make(meeting, booking, "update", event_body(booking, meeting))
-    if meeting.push_after is not None and meeting.push_after > now:
+    meeting.push_after = service.push_after_for(booking.starts_at)  # the window as set now
+    if meeting.push_after > now:
         return None  # outside the window: the periodic job pushes it later
     body = event_body(booking, meeting)
     body["transactionId"] = meeting.transaction_id
@@ -328,18 +329,20 @@ def _fall_back(booking: Booking, meeting: OnlineMeeting, reason: str) -> None:
 
 
 def due_meetings(now: datetime) -> list[int]:
-    """Booking ids whose meeting waits and has entered the window."""
+    """Booking ids whose meeting waits and has entered the window (as the window is set
+    now: a changed setting applies to meetings already waiting)."""
+    window_end = now + timedelta(days=service.window_days())
     return list(
         db.session.scalars(
             select(OnlineMeeting.booking_id)
             .join(Booking, Booking.id == OnlineMeeting.booking_id)
             .where(
                 OnlineMeeting.state == MeetingState.WAITING,
-                OnlineMeeting.push_after <= now,
+                Booking.starts_at <= window_end,
                 Booking.status.in_(list(LIVE_STATUSES)),
                 Booking.location_mode == service.TEAMS,
             )
-            .order_by(OnlineMeeting.push_after)
+            .order_by(Booking.starts_at)
         )
     )
 
@@ -352,6 +355,21 @@ def schedule_due(now: datetime | None = None) -> int:
     for booking_id in ids:
         emit(PUSH_KIND, booking_id=booking_id, now=now.isoformat())
     return len(ids)
+
+
+def run_periodic(now: datetime | None = None) -> int | None:
+    """The periodic job: the worker ticks it every 15 minutes, and it works once per
+    ``teams_schedule_interval_hours`` (a Redis claim per interval, so workers and restarts
+    never double it). None when this interval's run already happened. The caller commits."""
+    from app.extensions import redis_client
+
+    now = now or utcnow()
+    seconds = service.interval_hours() * 3600
+    number = int(now.timestamp() // seconds)
+    claim = f"slotbook:teams-schedule:{seconds}:{number}"
+    if not redis_client().set(claim, "1", nx=True, ex=seconds * 2):
+        return None
+    return schedule_due(now)
 
 
 @handles(PUSH_KIND)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.admin.settings import get_setting
 from app.bookings.models import Booking, BookingType, LocationMode
-from app.bookings.service import BookingError, on_meeting_change
+from app.bookings.service import MODE_FILTERS, BookingError, on_meeting_change
 from app.connections.models import Connection, ConnectionKind
 from app.database import utcnow
 from app.extensions import db
@@ -87,6 +87,9 @@ def allowed_modes(modes: list[str] | tuple[str, ...]) -> list[str]:
     return list(modes)
 
 
+MODE_FILTERS.append(allowed_modes)  # a booking made without a mode never defaults to Teams
+
+
 def default_mode_for(kind: BookingType) -> str | None:
     """The type's default location, unless it is Teams and Teams cannot work: then the first
     other mode the type offers (a type's default must be one that works)."""
@@ -124,11 +127,12 @@ def check_lead(starts_at: datetime, now: datetime | None = None) -> None:
 
 def waiting_text(meeting: OnlineMeeting | None) -> str | None:
     """ "Teams link will be created on <date>" while the meeting waits for its window."""
-    if meeting is None or meeting.state != MeetingState.WAITING or meeting.push_after is None:
+    if meeting is None or meeting.state != MeetingState.WAITING:
         return None
-    if meeting.push_after <= utcnow():
+    push_after = push_after_for(meeting.booking.starts_at)  # the window as set now
+    if push_after <= utcnow():
         return "The Teams link is being created."
-    return f"Teams link will be created on {meeting.push_after.strftime('%-d %B %Y')}"
+    return f"Teams link will be created on {push_after.strftime('%-d %B %Y')}"
 
 
 # --- the row beside the booking (called in the booking's transaction) ---------------------
@@ -213,6 +217,10 @@ def meeting_json(booking: Booking) -> dict | None:
         "provider": meeting.provider,
         "state": meeting.state,
         "join_url": meeting.join_url if meeting.state == MeetingState.SCHEDULED else None,
-        "push_after": meeting.push_after.isoformat() if meeting.push_after else None,
+        "push_after": (
+            push_after_for(booking.starts_at).isoformat()
+            if meeting.state == MeetingState.WAITING
+            else None
+        ),
         "error": meeting.error,
     }

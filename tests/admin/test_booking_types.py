@@ -53,7 +53,7 @@ def _post(client, url: str, token: str, data: dict):
     return client.post(url, data={**data, "csrf_token": token})
 
 
-def test_create_with_every_field(app, client, factory, signed_in):
+def test_create_with_every_field(app, client, factory, signed_in, teams_connection):
     """Every B1 field posted on the new-type form is stored as given."""
     agent = factory.user("agent", name="Ada Agent")
     group_id = _group(app, "Assessors", [agent])

@@ -620,6 +620,91 @@ def test_brand_primary_colour(app, client, public, change):
     assert "--brand: #6b2c91" in page and "#1a4d80" not in page
 
 
+# --- Microsoft Teams (issue [10], T2) -----------------------------------------------------
+
+
+def _teams_booking(app, factory, people, days: float, hours: float = 0):
+    from app.bookings.models import Booking
+
+    manager, ada, lee = people
+    kind = factory.booking_type(name="Review", location_modes=["teams", "face_to_face"])
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days, hours=hours)
+    booking = factory.booking(manager, kind, start, [ada], learner=lee, location_mode="teams")
+    assert isinstance(booking, Booking)
+    return booking
+
+
+def _meeting_state(app, booking_id: int) -> str:
+    from app.teams.models import OnlineMeeting
+
+    with app.app_context():
+        state = db.session.scalar(
+            select(OnlineMeeting.state).where(OnlineMeeting.booking_id == booking_id)
+        )
+        db.session.rollback()
+        return state
+
+
+def test_teams_scheduling_window_days(app, factory, graph_server, change):
+    """A meeting four days out waits with a three-day window and is made in Teams when the
+    window is widened to five and the scheduling job runs."""
+    from app.teams.meetings import schedule_due
+    from tests.teams.meet_helpers import deliver_all, tenant_people
+
+    people = tenant_people(app, factory, graph_server)
+    change("teams_scheduling_window_days", 3)
+    booking = _teams_booking(app, factory, people, days=4)
+    deliver_all(app)
+    assert _meeting_state(app, booking.id) == "waiting"
+    change("teams_scheduling_window_days", 5)
+    with app.app_context():
+        from app.database import begin_write
+
+        begin_write()
+        assert schedule_due() == 1
+        db.session.commit()
+    deliver_all(app)
+    assert _meeting_state(app, booking.id) == "scheduled"
+    assert len(graph_server.teams_meetings_of(people[1].email)) == 1
+
+
+def test_teams_min_lead_hours(app, factory, change, teams_connection):
+    """A Teams booking two hours ahead is refused with three hours' notice, taken with one."""
+    from app.bookings.service import BookingError
+
+    people = (
+        factory.user("booking-manager"),
+        factory.user("agent", email="ada@contoso.test"),
+        factory.user("learner"),
+    )
+    change("teams_min_lead_hours", 3)
+    with pytest.raises(BookingError, match="at least 3 hours from now"):
+        _teams_booking(app, factory, people, days=0, hours=2)
+    change("teams_min_lead_hours", 1)
+    assert _teams_booking(app, factory, people, days=0, hours=2).location_mode == "teams"
+
+
+def test_teams_schedule_interval_hours(app, change):
+    """The periodic job works once per interval: an hour after a run it does nothing every
+    three hours, and runs again every hour."""
+    import uuid
+
+    from app.teams.meetings import run_periodic
+
+    # A start of its own in a far year, so no other test's claim in Redis is in the way.
+    hours = 24 * 365 * 30 + uuid.uuid4().int % (24 * 365 * 100) * 3
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hours, minutes=10)
+    change("teams_schedule_interval_hours", 3)
+    with app.app_context():
+        assert run_periodic(now=start) == 0
+        assert run_periodic(now=start + timedelta(hours=1)) is None
+        db.session.rollback()
+    change("teams_schedule_interval_hours", 1)
+    with app.app_context():
+        assert run_periodic(now=start + timedelta(hours=1)) == 0
+        db.session.rollback()
+
+
 # --- the list ------------------------------------------------------------------------
 
 

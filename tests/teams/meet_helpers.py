@@ -102,6 +102,11 @@ def booking_row(app, booking_id: int) -> Booking:
 def tenant(app, factory, graph_server):
     """A manager, Ada (agent, organiser) and Lee (learner), all in the tenant, and the
     organisation connection set up against the stand-in."""
+    return tenant_people(app, factory, graph_server)
+
+
+def tenant_people(app, factory, graph_server):
+    """What the ``tenant`` fixture gives, for modules that cannot use the fixture."""
     manager = factory.user("booking-manager", email="mo@contoso.test", name="Mo Manager")
     ada = factory.user("agent", email="ada@contoso.test", name="Ada Agent")
     lee = factory.user("learner", email="lee@contoso.test", name="Lee Learner")
