@@ -73,8 +73,10 @@ def _cached_text(tzid: str, first_year: int, last_year: int) -> str:
 @functools.lru_cache(maxsize=128)
 def _cached(tzid: str, first_year: int, last_year: int) -> Timezone:
     zone = ZoneInfo(tzid)
-    start = datetime(first_year, 1, 1, tzinfo=UTC)
-    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
+    # A day's margin each side: 1 January starts 14 hours before UTC's in Kiribati, and
+    # 31 December ends 12 hours after it in Baker Island.
+    start = datetime(first_year, 1, 1, tzinfo=UTC) - timedelta(days=1)
+    end = datetime(last_year + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
     changes = transitions(zone, start, end)
     opening = _opening(zone, start)
     parts = _rule_parts(changes, last_year)

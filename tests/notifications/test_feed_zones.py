@@ -94,3 +94,34 @@ def _only_the_feeds_zones_give_the_same_instants(text: str, bookings: dict) -> N
             if tzid:
                 local = local.replace(tzinfo=zones[tzid])
             assert local.astimezone(UTC) == expected, (event["UID"], prop)
+
+
+def _calendar_text(tzid: str, first_year: int, last_year: int, walls: list[datetime]) -> str:
+    from app.notifications.vtimezone import vtimezone_ical
+
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Slotbook tests//EN", "METHOD:PUBLISH"]
+    text = "\r\n".join(lines) + "\r\n" + vtimezone_ical(tzid, first_year, last_year)
+    for number, wall in enumerate(walls):
+        start, end = wall, wall + timedelta(minutes=30)
+        text += (
+            f"BEGIN:VEVENT\r\nUID:edge-{number}\r\nSEQUENCE:0\r\nSTATUS:CONFIRMED\r\n"
+            f"SUMMARY:Edge\r\nDESCRIPTION:\r\nLOCATION:\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"DTSTART;TZID={tzid}:{start:%Y%m%dT%H%M%S}\r\n"
+            f"DTEND;TZID={tzid}:{end:%Y%m%dT%H%M%S}\r\nEND:VEVENT\r\n"
+        )
+    return text + "END:VCALENDAR\r\n"
+
+
+def test_the_first_and_last_minutes_of_any_span_read_right_in_icaljs(icaljs):
+    """A VTIMEZONE made for exactly the events' years still covers local midnight of
+    1 January and the last minutes of 31 December in zones far from UTC, and every summer of
+    a span of any length (ical.js reads only the VTIMEZONE)."""
+    for tzid in ("Pacific/Kiritimati", "Pacific/Pago_Pago", "Australia/Lord_Howe", *ZONES):
+        for first, last in ((2027, 2027), (2027, 2031)):
+            walls = [datetime(first, 1, 1, 0, 15), datetime(last, 12, 31, 23, 15)]
+            walls += [datetime(year, 7, 1, 12) for year in range(first, last + 1)]
+            walls += [datetime(year, 1, 15, 12) for year in range(first, last + 1)]
+            read = icaljs(_calendar_text(tzid, first, last, walls))
+            zone = ZoneInfo(tzid)
+            for wall, event in zip(walls, read["events"], strict=True):
+                assert event["start"] == test_ics._iso(wall.replace(tzinfo=zone)), (tzid, wall)
