@@ -9,10 +9,12 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
+import pytest
 
 from app.bookings.models import Booking
 from app.extensions import db
 from app.notifications import ics
+from app.notifications.vtimezone import transitions
 from tests.notifications import test_ics
 from tests.notifications.test_ics import both
 
@@ -125,3 +127,31 @@ def test_the_first_and_last_minutes_of_any_span_read_right_in_icaljs(icaljs):
             zone = ZoneInfo(tzid)
             for wall, event in zip(walls, read["events"], strict=True):
                 assert event["start"] == test_ics._iso(wall.replace(tzinfo=zone)), (tzid, wall)
+
+
+@pytest.mark.parametrize(
+    ("tzid", "first", "last"),
+    [
+        ("Europe/Moscow", 2009, 2016),  # DST ended 2010, permanent +4 in 2011, +3 in 2014
+        ("Africa/Casablanca", 2012, 2020),  # summer time paused for Ramadan, then permanent
+        ("America/Sao_Paulo", 2016, 2021),  # rules changing yearly, abolished in 2019
+        ("Asia/Tehran", 2020, 2024),  # fixed dates, not weekdays; abolished in 2022
+    ],
+)
+def test_irregular_zones_read_right_in_icaljs(icaljs, tzid, first, last):
+    """Changes that follow no yearly weekday rule get parts of their own; every tenth day
+    at noon (and the day after each change) reads as zoneinfo says in ical.js."""
+    zone = ZoneInfo(tzid)
+    walls = []
+    day = datetime(first, 1, 1, 12)
+    while day.year <= last:
+        walls.append(day)
+        day += timedelta(days=10)
+    start, end = datetime(first, 1, 1, tzinfo=UTC), datetime(last + 1, 1, 1, tzinfo=UTC)
+    for change in transitions(zone, start, end):
+        walls.append((change.at + timedelta(days=1)).astimezone(zone).replace(tzinfo=None))
+
+    read = icaljs(_calendar_text(tzid, first, last, walls))
+
+    for wall, event in zip(walls, read["events"], strict=True):
+        assert event["start"] == test_ics._iso(wall.replace(tzinfo=zone)), (tzid, wall)
