@@ -24,6 +24,7 @@ characters), also when a client percent-encodes some of their characters.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 
@@ -93,7 +94,7 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     if message is not None:
         clean = redact(message)
         if clean != message:
-            record.msg, record.args = clean, ()
+            record.msg, record.args = _clean_message(record, clean)
     if record.exc_info and record.exc_info[1] is not None:
         text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
         clean = redact(text)
@@ -104,6 +105,24 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
     return record
+
+
+def _clean_message(record: logging.LogRecord, clean: str) -> tuple[object, object]:
+    """The record's new ``msg`` and ``args``: a mapping of arguments (gunicorn's access-log
+    atoms, which ``LOG_FORMAT=json`` turns into fields) is kept with each value redacted, but
+    only when it formats to exactly the redacted message; anything else becomes that text."""
+    args = record.args
+    if isinstance(args, dict) and args:
+        kept = copy.copy(args)  # same dict type (gunicorn's answers "-" for a missing key)
+        for key, value in args.items():
+            if isinstance(value, str):
+                dict.__setitem__(kept, key, redact(value))
+        try:
+            if str(record.msg) % kept == clean:
+                return record.msg, kept
+        except Exception:  # noqa: S110 - any doubt: keep the plain redacted text
+            pass
+    return clean, ()
 
 
 class RedactTokens(logging.Filter):

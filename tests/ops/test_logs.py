@@ -201,3 +201,41 @@ def test_sentry_dsn_reports_errors_without_tokens_or_cookies(
     assert "RuntimeError" in text and "/polls/answer/[redacted]" in text
     assert LINK not in text and FEED not in text
     assert "cookie-value-never-sent" not in text
+
+
+def test_access_atoms_survive_redaction_redacted_so_json_keeps_its_fields():
+    """gunicorn logs its access line as a format and a dict of atoms; a line with a token
+    keeps the atoms, each redacted, so the JSON line still has path, status and request id."""
+    import logging
+
+    from app.logs import JsonFormatter
+    from app.secret_links import install_log_redaction
+
+    install_log_redaction()
+    atoms = {
+        "r": f"GET /book/manage/{LINK} HTTP/1.1",
+        "U": f"/book/manage/{LINK}",
+        "m": "GET",
+        "s": "200",
+        "{x-request-id}o": "req-000000001",
+    }
+    record = logging.getLogger("gunicorn.access").makeRecord(
+        "gunicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '"%(r)s" %(s)s %({x-request-id}o)s',
+        (atoms,),
+        None,
+    )
+    assert LINK not in record.getMessage()
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == '"GET /book/manage/[redacted] HTTP/1.1" 200 req-000000001'
+    assert line["path"] == "/book/manage/[redacted]"
+    assert (line["status"], line["request_id"]) == (200, "req-000000001")
+
+    # Any logger's dict of arguments is redacted the same way.
+    odd = logging.getLogger("x").makeRecord(
+        "x", logging.INFO, __file__, 1, "%(a)s", ({"a": f"/feeds/{FEED}", "b": 1},), None
+    )
+    assert odd.getMessage() == "/feeds/[redacted]"

@@ -300,6 +300,15 @@ def _started_jobs(site: Site) -> Counter:
     return started
 
 
+def _access_line(site: Site, request_id: str) -> dict | None:
+    for line in site.processes[0].log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry["logger"] == "gunicorn.access" and entry.get("request_id") == request_id:
+                return entry
+    return None
+
+
 # --- the test ------------------------------------------------------------------------------
 
 
@@ -336,6 +345,13 @@ def test_two_webs_and_two_workers_share_one_database_and_redis(site):
     assert outbox_jobs and set(outbox_jobs.values()) == {1}, outbox_jobs
     by_worker = {p.name: p.log.read_text().count('"job_id"') for p in site.processes[2:]}
     print(f"{len(rows)} outbox rows, {emails} mails; periodic {periodic}; job lines {by_worker}")
+
+    # gunicorn's access lines are JSON too, with the request id the response carried.
+    answer = requests.get(f"{site.webs[0]}/book/manage/{'x' * 43}", timeout=30)
+    request_id = answer.headers["X-Request-ID"]
+    _wait("the JSON access line", lambda: _access_line(site, request_id) is not None, site)
+    line = _access_line(site, request_id)
+    assert line["path"] == "/book/manage/[redacted]" and line["status"] == answer.status_code
 
     # Both webs ready; Redis stops: both unready; Redis returns: both ready again.
     for web in site.webs:
