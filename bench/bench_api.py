@@ -1,12 +1,30 @@
-"""Benchmark of ``GET /api/v1/availability`` on SQLite, not a test.
+"""Benchmark of ``GET /api/v1/availability`` on SQLite or PostgreSQL, not a test.
 
-    python bench/bench_api.py [--runs N] [--seed S]
+    python bench/bench_api.py [--runs 5] [--sizes 3,30,100,200] [--weeks 1,4,8]
+                              [--database-url postgresql://postgres@127.0.0.1:5432/slotbook_perf]
+    python bench/bench_api.py --profile 200x8     # cProfile of 10 requests of one size
 
-Builds a migrated SQLite database in a temporary folder with the workload of
-bench_engine.py (30 agents, Mon–Fri 09:00–17:00, one in New York, ~300 busy blocks each over
-4 weeks, a group booking type, 60 min on a 30 min grid), then times the whole request through
-the WSGI app (routing, token check, six queries, engine, JSON) with Flask's test client. Also
-prints how many SQL statements one request issues for a 3-person and a 30-person group.
+Builds a migrated database (SQLite in a temporary folder, or the PostgreSQL database given,
+whose ``public`` schema is dropped and recreated first) with 200 agents working Mon–Fri
+09:00–17:00 (every tenth in America/New_York), ~40 calendar busy blocks per agent per week
+anywhere in the day and week (15–120 min, overlapping allowed) and two bookings per agent per
+weekday holding their time (one in ten of those holds released, as a cancelled booking leaves
+it) over 8 weeks from Monday 18 March 2030 (crossing the 31 March clock change); four groups
+(the first 3, 30, 100 and all 200 agents) each with a group booking type (60 minutes, 30-minute
+grid), slot availability percentage 50 %.
+
+For each size and range it times, interleaved in one loop (``--runs`` rounds, medians):
+
+- **endpoint**: the whole request through the WSGI app with Flask's test client (routing,
+  bearer token, loading, engine, JSON);
+- **bare**: a request to a route that only this script registers, which replays the very
+  SELECT statements the endpoint issued (captured from the driver, same parameters) on the
+  request's connection, fetches every row and answers 204: the floor for "as fast as its own
+  query";
+- **old**: the endpoint with ``load_context`` swapped for the copy of the code before issue
+  [14] (``bench/legacy_availability.py``), checked to answer the same slots.
+
+Prints endpoint ÷ bare and old ÷ endpoint per size, and the SQL statements per request.
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -26,134 +45,257 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["SLOTBOOK_ENV"] = "testing"
 
 from flask_migrate import upgrade
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, insert, text
 
 from app import create_app
 from app.accounts import hours
 from app.accounts.models import Group
 from app.accounts.service import create_api_token, create_user, ensure_roles
 from app.admin.settings import set_setting
-from app.bookings.models import AvailabilitySource, BookingType
+from app.bookings import availability
+from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.config import TestConfig
 from app.connections.models import BusyBlock
 from app.database import begin_write
 from app.extensions import db
+from bench.legacy_availability import load_context as legacy_load_context
 
 START = datetime(2030, 3, 18, tzinfo=UTC)  # a Monday; crosses the 31 March clock change
-WEEKS = 4
+WEEKS = 8
+AGENTS = 200
+BLOCKS_PER_WEEK = 40
+GROUPS = (3, 30, 100, 200)
 
 
 def populate(seed: int) -> str:
+    """Create the workload (see the module docstring); return an API token of a manager."""
     rng = random.Random(seed)
     begin_write()
     ensure_roles()
     manager = create_user("bench@example.test", "Bench Manager", "booking-manager", "x" * 12)
     agents = []
-    for n in range(30):
-        zone = "America/New_York" if n == 29 else "Europe/London"
+    for n in range(AGENTS):
+        zone = "America/New_York" if n % 10 == 9 else "Europe/London"
         agent = create_user(f"agent{n}@example.test", f"Agent {n}", "agent", timezone=zone)
         hours.set_weekly_hours(agent, {d: [(clock(9), clock(17))] for d in range(5)})
         agents.append(agent)
+    kinds = {}
+    for size in GROUPS:
+        group = Group(slug=f"g{size}", name=f"{size} agents", members=agents[:size])
+        db.session.add(group)
+        db.session.flush()
+        kind = BookingType(
+            slug=f"review-{size}",
+            name=f"Review ({size})",
+            duration_minutes=60,
+            slot_interval_minutes=30,
+            buffer_before_minutes=10,
+            buffer_after_minutes=5,
+            availability_source=AvailabilitySource.GROUP,
+            availability_group_id=group.id,
+            location_modes=["remote"],
+            horizon_days=3650,
+        )
+        db.session.add(kind)
+        kinds[size] = kind
+    db.session.flush()
     span = int(timedelta(weeks=WEEKS).total_seconds() // 60)
-    rows = []
+    blocks = []
     for agent in agents:
-        for _ in range(300):
+        for _ in range(BLOCKS_PER_WEEK * WEEKS):
             at = START + timedelta(minutes=rng.randrange(0, span, 5))
             length = timedelta(minutes=rng.choice((15, 30, 45, 60, 90, 120)))
-            rows.append(
+            blocks.append(
                 {
                     "person_id": agent.id,
                     "starts_at": at,
                     "ends_at": at + length,
-                    "status": "busy",
+                    "status": rng.choice(("busy", "busy", "busy", "tentative", "free")),
                     "source": "bench",
                 }
             )
-    db.session.execute(db.insert(BusyBlock), rows)
-    for slug, members in (("three", agents[:3]), ("thirty", agents)):
-        group = Group(slug=slug, name=slug, members=members)
-        db.session.add(group)
-        db.session.flush()
-        db.session.add(
-            BookingType(
-                slug=f"review-{slug}",
-                name=f"Review ({slug})",
-                duration_minutes=60,
-                slot_interval_minutes=30,
-                availability_source=AvailabilitySource.GROUP,
-                availability_group_id=group.id,
-                location_modes=["remote"],
-                horizon_days=3650,
-            )
-        )
-    set_setting("slot_availability_percentage", 50)  # as in bench_engine.py
+    db.session.execute(insert(BusyBlock), blocks)
+    bookings, holds = [], []
+    next_id = 1
+    for agent in agents:
+        for day in range(WEEKS * 7):
+            if day % 7 >= 5:
+                continue
+            for hour in rng.sample((9, 11, 13, 15), 2):  # active holds never overlap
+                starts = START + timedelta(days=day, hours=hour)
+                active = rng.random() >= 0.1
+                bookings.append(
+                    {
+                        "id": next_id,
+                        "uid": str(uuid.UUID(int=rng.getrandbits(128))),
+                        "booking_type_id": kinds[rng.choice(GROUPS)].id,
+                        "status": "confirmed" if active else "cancelled",
+                        "title": "Review",
+                        "starts_at": starts,
+                        "ends_at": starts + timedelta(hours=1),
+                        "owner_id": agent.id,
+                    }
+                )
+                holds.append(
+                    {
+                        "booking_id": next_id,
+                        "person_id": agent.id,
+                        "starts_at": starts - timedelta(minutes=10),
+                        "ends_at": starts + timedelta(minutes=65),
+                        "active": active,
+                    }
+                )
+                next_id += 1
+    db.session.execute(insert(Booking), bookings)
+    db.session.execute(insert(Hold), holds)
+    set_setting("slot_availability_percentage", 50)
     token = create_api_token(manager, "bench")
     db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SELECT setval('bookings_id_seq', :n)"), {"n": next_id})
+        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     return token
+
+
+def fresh_database(url: str | None) -> str:
+    """A URL of an empty database: a temporary SQLite file, or the given PostgreSQL database
+    with its public schema dropped and recreated (use a database of your own)."""
+    if url is None:
+        return f"sqlite:///{tempfile.mkdtemp(prefix='slotbook-bench-')}/bench.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--profile", action="store_true", help="cProfile 20 requests instead")
+    parser.add_argument("--sizes", default=",".join(map(str, GROUPS)))
+    parser.add_argument("--weeks", default="1,4,8")
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--no-old", action="store_true", help="skip the pre-[14] code path")
+    parser.add_argument("--profile", metavar="SIZExWEEKS", help="cProfile 10 requests instead")
     args = parser.parse_args()
 
-    folder = tempfile.mkdtemp(prefix="slotbook-bench-")
-    url = f"sqlite:///{folder}/bench.db"
+    url = fresh_database(args.database_url)
     app = create_app(TestConfig(url))
+    replay: dict[str, list[tuple[str, object]]] = {}
+
+    def bare():
+        """Run the endpoint's SELECTs as captured, fetch every row, answer nothing."""
+        from flask import request
+
+        conn = db.session.connection()
+        for statement, parameters in replay[request.args["key"]]:
+            conn.exec_driver_sql(statement, parameters).fetchall()
+        return "", 204
+
+    app.add_url_rule("/bench/bare", "bench_bare", bare)
+    started = time.perf_counter()
     with app.app_context():
         upgrade()
         token = populate(args.seed)
+        engine = db.engine  # requests push their own context; this one must not stay open
+        dialect = engine.dialect.name
+    print(f"database: {dialect}, populated in {time.perf_counter() - started:.1f} s")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    query = {
-        "start": START.isoformat(),
-        "end": (START + timedelta(weeks=WEEKS)).isoformat(),
-        "tz": "Europe/London",
-    }
 
-    def get(slug: str):
-        response = client.get(
-            "/api/v1/availability", query_string={**query, "booking_type": slug}, headers=headers
-        )
+    def endpoint(size: int, weeks: int) -> list:
+        query = {
+            "booking_type": f"review-{size}",
+            "start": START.isoformat(),
+            "end": (START + timedelta(weeks=weeks)).isoformat(),
+            "tz": "Europe/London",
+        }
+        response = client.get("/api/v1/availability", query_string=query, headers=headers)
         assert response.status_code == 200, response.get_data(as_text=True)
-        return response.get_json()
+        return response.get_json()["slots"]
 
-    with app.app_context():
-        engine = db.engine  # requests push their own context; this one must not stay open
-    get("review-three")  # records the token's first use, which a steady state does not repeat
-    for slug in ("review-three", "review-thirty"):
-        statements: list[str] = []
-        listener = lambda *a, seen=statements: seen.append(a[2])  # noqa: E731
+    def old(size: int, weeks: int) -> list:
+        availability.load_context = legacy_load_context
+        try:
+            return endpoint(size, weeks)
+        finally:
+            availability.load_context = current_load_context
+
+    def floor(key: str) -> None:
+        response = client.get("/bench/bare", query_string={"key": key}, headers=headers)
+        assert response.status_code == 204
+
+    def captured(call, size: int, weeks: int) -> tuple[list, list[tuple[str, object]]]:
+        seen: list[tuple[str, object]] = []
+        listener = lambda *a: seen.append((a[2], a[3]))  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
-        slots = get(slug)["slots"]
-        event.remove(engine, "before_cursor_execute", listener)
-        print(f"{slug}: {len(statements)} SQL statements, {len(slots)} slots")
+        try:
+            slots = call(size, weeks)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        return slots, seen
 
-    get("review-thirty")  # warm
+    current_load_context = availability.load_context
+    endpoint(3, 1)  # records the token's first use, which a steady state does not repeat
+    sizes = [int(s) for s in args.sizes.split(",")]
+    ranges = [int(w) for w in args.weeks.split(",")]
     if args.profile:
         import cProfile
         import pstats
 
+        size, weeks = (int(x) for x in args.profile.split("x"))
+        endpoint(size, weeks)
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(20):
-            get("review-thirty")
+        for _ in range(10):
+            endpoint(size, weeks)
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
-    times = []
-    for _ in range(args.runs):
-        started = time.perf_counter()
-        get("review-thirty")
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
+
+    print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
     print(
-        f"GET /api/v1/availability, 30 agents, 4 weeks, {args.runs} runs: "
-        f"median {statistics.median(times):.1f} ms, p95 {times[int(len(times) * 0.95)]:.1f} ms, "
-        f"max {times[-1]:.1f} ms"
+        "| agents | weeks | slots | statements new/old | endpoint ms | bare ms | old ms "
+        "| endpoint ÷ bare | old ÷ endpoint |"
     )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        for weeks in ranges:
+            key = f"{size}x{weeks}"
+            slots, statements = captured(endpoint, size, weeks)
+            replay[key] = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
+            old_count = "-"
+            if not args.no_old:
+                old_slots, old_statements = captured(old, size, weeks)
+                assert old_slots == slots, f"old and new differ at {key}"
+                old_count = str(len(old_statements))
+            floor(key)
+            times: dict[str, list[float]] = {"new": [], "bare": [], "old": []}
+            for _ in range(args.runs):
+                for name, call, arguments in (
+                    ("new", endpoint, (size, weeks)),
+                    ("bare", floor, (key,)),
+                    ("old", None if args.no_old else old, (size, weeks)),
+                ):
+                    if call is None:
+                        continue
+                    began = time.perf_counter()
+                    call(*arguments)
+                    times[name].append((time.perf_counter() - began) * 1000)
+            new_ms = statistics.median(times["new"])
+            bare_ms = statistics.median(times["bare"])
+            old_ms = statistics.median(times["old"]) if times["old"] else float("nan")
+            print(
+                f"| {size} | {weeks} | {len(slots)} | {len(statements)}/{old_count} "
+                f"| {new_ms:.1f} | {bare_ms:.1f} | {old_ms:.1f} | {new_ms / bare_ms:.2f} "
+                f"| {old_ms / new_ms:.2f} |",
+                flush=True,
+            )
+    print(f"load average after: {Path('/proc/loadavg').read_text().strip()}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,29 @@ booking's transaction, so what is offered and what is accepted can never disagre
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache, lru_cache
+from operator import methodcaller
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Select,
+    String,
+    Time,
+    and_,
+    bindparam,
+    case,
+    false,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import (
@@ -33,12 +49,13 @@ from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
 from app.database import utcnow
 from app.extensions import db
-from app.scheduling.intervals import Interval, covers
-from app.scheduling.rules import BookingWindow, WorkingHours
+from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
+from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
 
 Audience = Literal["public", "staff"]
 UTC_ZONE = ZoneInfo("UTC")
+_ONE_DAY = timedelta(days=1)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -144,100 +161,58 @@ def load_context(
     ignore_booking: Booking | None = None,
 ) -> Context:
     """Build engine inputs for ``people`` over [start, end) in six queries, whatever the
-    number of people."""
+    number of people.
+
+    Rows are read in bulk on the session's Core connection as plain tuples and their
+    datetimes converted a column at a time (:class:`_Reader`); the engine gets busy time as
+    plain pairs. Calendar busy blocks that cannot touch anybody's working time inside the
+    booking window (nights, weekends, beyond the horizon) are dropped by SQL, so they are
+    neither transferred nor converted. Holds are all read: they also count towards each
+    person's load and bookings per day.
+    """
     now = now or utcnow()
     settings = all_settings()
     ids = [p.id for p in people]
-    pad = timedelta(minutes=booking_type.buffer_before_minutes + booking_type.buffer_after_minutes)
-    lo, hi = start - pad - timedelta(days=1), end + pad + timedelta(days=1)
+    before = timedelta(minutes=booking_type.buffer_before_minutes)
+    after = timedelta(minutes=booking_type.buffer_after_minutes)
+    lo, hi = start - before - after - _ONE_DAY, end + before + after + _ONE_DAY
+    connection = db.session.connection()
+    read = _Reader(connection.dialect.name)
+    zones = {p.id: _zone(p.timezone) for p in people}
+
+    sql = _statements(connection.dialect.name)
+    bounds = {"ids": ids, "lo": lo, "hi": hi}
 
     weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    for rule in db.session.scalars(
-        select(WorkingHoursRule).where(WorkingHoursRule.user_id.in_(ids))
-    ):
-        weekly[rule.user_id][rule.weekday].append((rule.start_time, rule.end_time))
+    rules = connection.execute(sql.rules, bounds).all()
+    if rules:
+        user_ids, weekdays, starts, ends = zip(*rules, strict=True)
+        for user_id, weekday, t0, t1 in zip(
+            user_ids, weekdays, read.clocks(starts), read.clocks(ends), strict=True
+        ):
+            weekly[user_id][weekday].append((t0, t1))
     overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
-    for row in db.session.scalars(
-        select(DateOverride).where(
-            DateOverride.user_id.in_(ids),
-            DateOverride.day >= (lo - timedelta(days=1)).date(),
-            DateOverride.day <= (hi + timedelta(days=1)).date(),
-        )
-    ):
-        ranges = overrides[row.user_id][row.day]
-        if row.start_time is not None and row.end_time is not None:
-            ranges.append((row.start_time, row.end_time))
+    days = {"ids": ids, "first": (lo - _ONE_DAY).date(), "last": (hi + _ONE_DAY).date()}
+    for user_id, day, t0, t1 in connection.execute(sql.overrides, days):
+        ranges = overrides[user_id][read.one_day(day)]
+        if t0 is not None and t1 is not None:
+            ranges.append((read.one_clock(t0), read.one_clock(t1)))
     time_off: dict[int, list[Interval]] = defaultdict(list)
-    for row in db.session.scalars(
-        select(TimeOff).where(
-            TimeOff.user_id.in_(ids), TimeOff.starts_at < hi, TimeOff.ends_at > lo
-        )
-    ):
-        time_off[row.user_id].append(Interval(row.starts_at, row.ends_at))
-
-    busy: dict[int, list[Interval]] = defaultdict(list)
-    load: dict[int, int] = defaultdict(int)
-    per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    zones = {p.id: _zone(p.timezone) for p in people}
-    # Core execution on the session's connection: these two can return thousands of rows,
-    # and the ORM's per-row layer would cost more than the query itself.
-    connection = db.session.connection()
-    holds = connection.execute(
-        select(
-            Hold.person_id, Hold.starts_at, Hold.ends_at, Booking.booking_type_id, Booking.starts_at
-        )
-        .join(Booking, Booking.id == Hold.booking_id)
-        .where(
-            Hold.person_id.in_(ids),
-            Hold.active.is_(True),
-            Hold.starts_at < hi,
-            Hold.ends_at > lo,
-            Hold.booking_id != (ignore_booking.id if ignore_booking else -1),
-        )
-    )
-    for person_id, h_start, h_end, type_id, b_start in holds:
-        busy[person_id].append(Interval(h_start, h_end))
-        load[person_id] += 1
-        if type_id == booking_type.id:
-            per_day[person_id][b_start.astimezone(zones[person_id]).date()] += 1
-    # "Compute availability from calendars" off: linked calendars are still synced and shown
-    # on the calendar, but neither their busy time nor their staleness decides any slot.
-    use_calendars = bool(settings["compute_availability"])
-    blocks = (
-        connection.execute(
-            select(BusyBlock.person_id, BusyBlock.starts_at, BusyBlock.ends_at).where(
-                BusyBlock.person_id.in_(ids),
-                BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
-                BusyBlock.starts_at < hi,
-                BusyBlock.ends_at > lo,
-            )
-        )
-        if use_calendars
-        else []
-    )
-    for person_id, b_start, b_end in blocks:
-        busy[person_id].append(Interval(b_start, b_end))
+    for user_id, t0, t1 in connection.execute(sql.time_off, bounds):
+        time_off[user_id].append(Interval(read.one_instant(t0), read.one_instant(t1)))
 
     default_week = organisation_week(settings)
-    problems = stale_people(ids, now) if use_calendars else {}
-    engine_people = [
-        Person(
-            id=p.id,
-            hours=WorkingHours(
-                zone=zones[p.id],
-                weekly={day: tuple(r) for day, r in weekly[p.id].items()}
-                if p.id in weekly
-                else default_week,
-                overrides={day: tuple(r) for day, r in overrides[p.id].items()},
-                time_off=tuple(time_off[p.id]),
-            ),
-            busy=tuple(busy[p.id]),
-            load=load[p.id],
-            bookings_per_day=dict(per_day[p.id]),
-            available=p.active and p.id not in problems,  # deactivated people offer nothing
+    working = {
+        p.id: WorkingHours(
+            zone=zones[p.id],
+            weekly={day: tuple(r) for day, r in weekly[p.id].items()}
+            if p.id in weekly
+            else default_week,
+            overrides={day: tuple(r) for day, r in overrides[p.id].items()},
+            time_off=tuple(time_off[p.id]),
         )
         for p in people
-    ]
+    }
     threshold = settings["slot_availability_percentage"] / 100 if group_threshold else 1.0
     request = SlotRequest(
         start=start,
@@ -248,12 +223,225 @@ def load_context(
         interval=timedelta(minutes=booking_type.slot_interval_minutes)
         if booking_type.slot_interval_minutes
         else None,
-        buffer_before=timedelta(minutes=booking_type.buffer_before_minutes),
-        buffer_after=timedelta(minutes=booking_type.buffer_after_minutes),
+        buffer_before=before,
+        buffer_after=after,
         max_per_day=booking_type.max_per_day,
         threshold=threshold,
     )
+
+    busy: dict[int, list[Pair]] = defaultdict(list)
+    load: dict[int, int] = defaultdict(int)
+    per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    holds = connection.execute(
+        sql.holds,
+        {**bounds, "kind": booking_type.id, "ignore": ignore_booking.id if ignore_booking else -1},
+    ).all()
+    if holds:
+        person_ids, starts, ends, counted = zip(*holds, strict=True)
+        for person_id, h_start, h_end in zip(
+            person_ids, read.instants(starts), read.instants(ends), strict=True
+        ):
+            busy[person_id].append((h_start, h_end))
+            load[person_id] += 1
+        for person_id, b_start in zip(person_ids, counted, strict=True):
+            if b_start is not None:
+                day = read.one_instant(b_start).astimezone(zones[person_id]).date()
+                per_day[person_id][day] += 1
+    # "Compute availability from calendars" off: linked calendars are still synced and shown
+    # on the calendar, but neither their busy time nor their staleness decides any slot.
+    use_calendars = bool(settings["compute_availability"])
+    if use_calendars:
+        spans = _relevant_spans(working.values(), request)
+        blocks = connection.execute(
+            _busy_statement(connection.dialect.name, len(spans)),
+            {"ids": ids, **{f"s{n}": s for n, (s, _) in enumerate(spans)}}
+            | {f"e{n}": e for n, (_, e) in enumerate(spans)},
+        ).all()
+        if blocks:
+            person_ids, starts, ends = zip(*blocks, strict=True)
+            for person_id, b_start, b_end in zip(
+                person_ids, read.instants(starts), read.instants(ends), strict=True
+            ):
+                busy[person_id].append((b_start, b_end))
+
+    problems = stale_people(ids, now) if use_calendars else {}
+    engine_people = [
+        Person(
+            id=p.id,
+            hours=working[p.id],
+            busy_pairs=tuple(busy[p.id]),
+            load=load[p.id],
+            bookings_per_day=dict(per_day[p.id]),
+            available=p.active and p.id not in problems,  # deactivated people offer nothing
+        )
+        for p in people
+    ]
     return Context(engine_people, request, problems)
+
+
+# Above this many separate spans the busy-block query keeps one range instead (a long range
+# of a team in many zones): the statement stays small, and the engine ignores the extra rows.
+MAX_SPANS = 200
+
+
+def _relevant_spans(hours: Iterable[WorkingHours], request: SlotRequest) -> list[Pair]:
+    """Where a calendar busy block can change an answer: anybody's working time inside the
+    booking window, widened by the new booking's buffers (a block [bs, be) matters exactly
+    when [bs - after, be + before) meets someone's free time). People sharing a zone and a
+    week are expanded once. Time off is not subtracted: a superset is always safe."""
+    start, end = request.start.astimezone(UTC), request.end.astimezone(UTC)
+    if not start < end:
+        return []
+    window = window_pairs(request.window, request.now, start, end)
+    if not window:
+        return []
+    patterns = {}
+    for h in hours:
+        key = (h.zone.key, tuple(sorted(h.weekly.items())), tuple(sorted(h.overrides.items())))
+        patterns.setdefault(key, h)
+    worked = merge_pairs(
+        pair
+        for h in patterns.values()
+        for pair in working_pairs(
+            WorkingHours(zone=h.zone, weekly=h.weekly, overrides=h.overrides),
+            window[0][0],
+            window[-1][1],
+        )
+    )
+    spans = intersect_pairs(worked, window)
+    before, after = request.buffer_before, request.buffer_after
+    spans = merge_pairs((s - before, e + after) for s, e in spans)
+    if len(spans) > MAX_SPANS:
+        spans = [(spans[0][0], spans[-1][1])]
+    return spans
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The loader's SELECTs, built once per dialect: a statement object keeps its cache key,
+    so a request only binds values instead of rebuilding and re-hashing each expression."""
+
+    rules: Select
+    overrides: Select
+    time_off: Select
+    holds: Select
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    read = _Reader(dialect)
+    ids = bindparam("ids", expanding=True)
+    return _Statements(
+        rules=select(
+            WorkingHoursRule.user_id,
+            WorkingHoursRule.weekday,
+            read.clock(WorkingHoursRule.start_time),
+            read.clock(WorkingHoursRule.end_time),
+        ).where(WorkingHoursRule.user_id.in_(ids)),
+        overrides=select(
+            DateOverride.user_id,
+            read.day(DateOverride.day),
+            read.clock(DateOverride.start_time),
+            read.clock(DateOverride.end_time),
+        ).where(
+            DateOverride.user_id.in_(ids),
+            DateOverride.day >= bindparam("first"),
+            DateOverride.day <= bindparam("last"),
+        ),
+        time_off=select(
+            TimeOff.user_id, read.instant(TimeOff.starts_at), read.instant(TimeOff.ends_at)
+        ).where(
+            TimeOff.user_id.in_(ids),
+            TimeOff.starts_at < bindparam("hi"),
+            TimeOff.ends_at > bindparam("lo"),
+        ),
+        holds=select(
+            Hold.person_id,
+            read.instant(Hold.starts_at),
+            read.instant(Hold.ends_at),
+            # The booking's start only matters for the day count of this booking type.
+            case(
+                (Booking.booking_type_id == bindparam("kind"), read.instant(Booking.starts_at)),
+                else_=null(),
+            ),
+        )
+        .join(Booking, Booking.id == Hold.booking_id)
+        .where(
+            Hold.person_id.in_(ids),
+            Hold.active.is_(True),
+            Hold.starts_at < bindparam("hi"),
+            Hold.ends_at > bindparam("lo"),
+            Hold.booking_id != bindparam("ignore"),
+        ),
+    )
+
+
+@lru_cache(maxsize=64)
+def _busy_statement(dialect: str, spans: int) -> Select:
+    """Blocking busy blocks of ``ids`` meeting one of ``spans`` spans bound as s0/e0, s1/e1…
+    (nothing when there are none: the statement still runs, so the count stays constant)."""
+    read = _Reader(dialect)
+    meets = (
+        or_(
+            *(
+                and_(
+                    BusyBlock.starts_at < bindparam(f"e{n}"), BusyBlock.ends_at > bindparam(f"s{n}")
+                )
+                for n in range(spans)
+            )
+        )
+        if spans
+        else false()
+    )
+    return select(
+        BusyBlock.person_id, read.instant(BusyBlock.starts_at), read.instant(BusyBlock.ends_at)
+    ).where(
+        BusyBlock.person_id.in_(bindparam("ids", expanding=True)),
+        BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
+        meets,
+    )
+
+
+_AS_UTC = methodcaller("astimezone", UTC)
+
+
+class _Reader:
+    """Column expressions whose values the driver hands over without SQLAlchemy's per-value
+    converters, and converters that turn a whole column at once (``map`` over a C function).
+
+    SQLite stores naive UTC text: instants are read as ``text || '+00:00'`` and parsed by
+    ``datetime.fromisoformat`` straight to aware UTC; times and dates by ``fromisoformat`` too.
+    PostgreSQL's driver already returns datetime objects in the session's zone; they are only
+    moved to UTC (the engine compares instants in UTC)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+
+    def instant(self, column):
+        if self.sqlite:
+            return type_coerce(column, String).concat("+00:00")
+        return type_coerce(column, DateTime(timezone=True))
+
+    def clock(self, column):
+        return type_coerce(column, String if self.sqlite else Time)
+
+    def day(self, column):
+        return type_coerce(column, String if self.sqlite else Date)
+
+    def instants(self, values: Iterable) -> Iterable[datetime]:
+        return map(datetime.fromisoformat if self.sqlite else _AS_UTC, values)
+
+    def clocks(self, values: Iterable) -> Iterable[time]:
+        return map(time.fromisoformat, values) if self.sqlite else values
+
+    def one_instant(self, value) -> datetime:
+        return datetime.fromisoformat(value) if self.sqlite else value.astimezone(UTC)
+
+    def one_clock(self, value) -> time:
+        return time.fromisoformat(value) if self.sqlite else value
+
+    def one_day(self, value) -> date:
+        return date.fromisoformat(value) if self.sqlite else value
 
 
 # --- answers ------------------------------------------------------------------------

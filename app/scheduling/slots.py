@@ -57,6 +57,10 @@ class Person:
     load: int = 0
     bookings_per_day: Mapping[date, int] = field(default_factory=dict)
     available: bool = True
+    # The same as ``busy`` as plain ``(start, end)`` pairs of aware UTC datetimes, start < end:
+    # the loader's form, so a month of a team's calendars (tens of thousands of blocks) is not
+    # turned into as many ``Interval`` objects only to be taken apart again here.
+    busy_pairs: tuple[Pair, ...] = ()
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -171,15 +175,16 @@ def _free_pairs(person: Person, q: _Query, shifts: list[Pair] | None = None) -> 
     if not person.available or not q.window:
         return []
     free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
-    if not free or not person.busy:
+    if not free or not (person.busy or person.busy_pairs):
         return free
     before, after = q.before, q.after
+    busy = person.busy_pairs
+    if person.busy:
+        busy = [*busy, *((b.start, b.end) for b in person.busy)]
     # A new booking at s occupies [s - before, s + duration + after); it clashes with a busy
     # block [bs, be) exactly when [s, s + duration) meets [bs - after, be + before).
     if before or after:
-        busy = [(b.start - after, b.end + before) for b in person.busy]
-    else:
-        busy = [(b.start, b.end) for b in person.busy]
+        busy = [(bs - after, be + before) for bs, be in busy]
     return subtract_pairs(free, merge_pairs(busy))
 
 
