@@ -227,10 +227,10 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "personal_providers",
             list,
-            ["microsoft", "google", "caldav", "ics"],
+            ["microsoft", "caldav", "ics", "google"],
             "Personal calendars users may link",
             "calendars",
-            choices=("microsoft", "google", "caldav", "ics"),
+            choices=("microsoft", "caldav", "ics", "google"),
         ),
         # Issue [12] (seed 002 "Primary Calendar Provider"): which organisation link covers
         # people; "both" for mixed tenants, each person by the one whose domain matches.

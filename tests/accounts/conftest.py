@@ -771,6 +771,7 @@ _graph_tls = _fake_microsoft._graph_tls
 
 SESSION_ONLY_POSTS = {
     "connections.microsoft_start",
+    "connections.google_start",  # issue [12]: the same, towards Google
     "connections.add_ics",
     "connections.add_caldav",
     "settings_screens.test_email",  # only talks to SMTP (tests/admin/test_settings_screens.py)
@@ -1114,6 +1115,7 @@ GUARDED_BUILDERS.update(
 from tests.accounts import (  # noqa: E402
     perm_booking_types,
     perm_branding,
+    perm_google,
     perm_groups,
     perm_health,
     perm_journeys,
@@ -1150,6 +1152,7 @@ for _area in (
     perm_health,
     perm_journeys,
     perm_otj,
+    perm_google,
 ):
     _area.register(_TABLES)
 

@@ -189,7 +189,7 @@ def test_htmx_post_returns_the_fragment_with_a_message(app, client, token):
         ("time", {"reminder_minutes": "-5"}, "must be at least 0"),
         ("time", {"day_start": "25:00"}, "expected a time as HH:MM"),
         ("time", {"day_start": "18:00", "day_end": "09:00"}, "must be later than"),
-        ("calendars", {"personal_providers": ["", "google"]}, "unknown choice"),
+        ("calendars", {"personal_providers": ["", "yahoo"]}, "unknown choice"),
         ("calendars", {"slot_availability_percentage": "0"}, "must be at least 1"),
         ("mailer", {"mailer_from_address": "desk at example"}, "is not an email address"),
         ("mailer", {"mailer_reply_to": "a@b.c\nBcc: x@y.z"}, "is not an email address"),
