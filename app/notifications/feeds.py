@@ -21,16 +21,18 @@ attendee shows up at the booking's next change (attendee names are not part of t
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import and_, or_, select
 
 from app.accounts.models import User
 from app.bookings.models import Attendee, Booking, BookingType, Status
 from app.database import utcnow
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.notifications import ics
 from app.notifications.models import FeedToken
 from app.security import hash_token, new_token, tokens_match
@@ -41,6 +43,7 @@ PAST_DAYS = 60
 FEED_STATUSES = (Status.PROVISIONAL, Status.CONFIRMED, Status.COMPLETED)
 # Bump when the feed's text changes shape, so clients holding an old copy fetch the new one.
 FORMAT_VERSION = "1"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,51 @@ def build(user: User, now: datetime | None = None) -> BuiltFeed:
     entries = _entries(user, now or utcnow())
     body = ics.feed(user, entries)
     return BuiltFeed(body, _etag(user, (_ingredients(e) for e in entries)), len(entries))
+
+
+# --- built bodies, kept by ETag ------------------------------------------------------------
+#
+# Clients that never send If-None-Match (and every client after its cache is cleared) would
+# have the whole feed built on each poll. The body is a function of its ETag (same
+# ingredients, same bytes), so it is kept in Redis under the ETag itself: a changed feed has a
+# new ETag and simply misses, in every worker process at once, with nothing to invalidate.
+# Stale entries expire. Redis unreachable: the feed is built, as before (fail open).
+
+BODY_KEY = "slotbook:feed-body:"
+BODY_TTL_SECONDS = 6 * 3600
+_CACHE_ERRORS = (RedisError, ConnectionError, TimeoutError, OSError)
+
+
+def answer(user: User, etag: str | None = None) -> tuple[str, str]:
+    """The feed's body and ETag: from the cache when the current ETag (``etag``, or read now
+    with one narrow query) has a body kept, else built and kept."""
+    etag = etag or current_etag(user)
+    body = _kept(etag)
+    if body is not None:
+        return body, etag
+    built = build(user)
+    _keep(built.etag, built.body)
+    return built.body, built.etag
+
+
+def _kept(etag: str) -> str | None:
+    if not current_app.config.get("REDIS_URL"):
+        return None
+    try:
+        raw = redis_client().get(BODY_KEY + etag.strip('"'))
+    except _CACHE_ERRORS as exc:
+        log.warning("feed body cache unreachable (%s): building the feed", type(exc).__name__)
+        return None
+    return raw.decode() if raw is not None else None
+
+
+def _keep(etag: str, body: str) -> None:
+    if not current_app.config.get("REDIS_URL"):
+        return
+    try:
+        redis_client().set(BODY_KEY + etag.strip('"'), body.encode(), ex=BODY_TTL_SECONDS)
+    except _CACHE_ERRORS as exc:
+        log.warning("feed body cache unreachable (%s): not kept", type(exc).__name__)
 
 
 # --- a light read model --------------------------------------------------------------------
