@@ -564,6 +564,46 @@ def test_allow_private_calendar_urls(app, change):
     assert allowed()
 
 
+def test_primary_calendar_provider(app, factory, change, google_server):
+    """Issue [12]: the Google Workspace link covers its domains' people only while Google is
+    the primary provider (or both); with Microsoft primary it covers nobody."""
+    from datetime import timedelta
+
+    from app.connections import service
+    from app.connections.models import BusyBlock, Connection, ConnectionKind
+    from app.connections.sync import sync_connection
+    from app.database import begin_write, utcnow
+
+    app.config.update(**google_server.config())
+    ada = factory.user("agent", email="ada@school.example", name="Ada Agent")
+    google_server.add_account(ada.email)
+    start = _day(2) + timedelta(hours=9)
+    google_server.add_event(ada.email, "Moderation", start, start + timedelta(hours=1))
+    with app.app_context():
+        begin_write()
+        service.save_google_workspace(google_server.service_account_info(), ["school.example"])
+        db.session.commit()
+
+    def covered(hours: int) -> int:
+        with app.app_context():
+            row = db.session.scalars(
+                select(Connection).where(Connection.kind == ConnectionKind.GOOGLE_ORG)
+            ).one()
+            assert sync_connection(row.id, utcnow() + timedelta(hours=hours)).error is None
+            blocks = db.session.scalar(select(func.count()).select_from(BusyBlock))
+            db.session.rollback()
+            return blocks
+
+    change("primary_calendar_provider", "microsoft")
+    assert covered(0) == 0
+    change("primary_calendar_provider", "google")
+    assert covered(1) == 1
+    change("primary_calendar_provider", "both")
+    assert covered(2) == 1
+    change("primary_calendar_provider", "microsoft")
+    assert covered(3) == 0
+
+
 # --- mailer, UX and branding ---------------------------------------------------------
 
 
