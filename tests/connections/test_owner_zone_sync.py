@@ -22,8 +22,11 @@ from tests.connections.test_expand_oracle import oracle
 SYDNEY = ZoneInfo("Australia/Sydney")
 
 
+TODAY = utcnow().date()  # once, so a test running across midnight stays consistent
+
+
 def _day(offset: int):
-    return (utcnow() + timedelta(days=offset)).date()
+    return TODAY + timedelta(days=offset)
 
 
 def _events() -> list[list[str]]:
