@@ -81,6 +81,8 @@ def test_create_with_every_field(app, client, factory, signed_in, teams_connecti
         weekends_enabled="on",
         max_per_day="4",
         colour="#AA3366",
+        planned_otj_minutes="50",
+        complete_on_verified="y",
     )
     response = _post(client, "/admin/booking-types/new", signed_in, data)
     assert response.status_code == 303
@@ -111,6 +113,8 @@ def test_create_with_every_field(app, client, factory, signed_in, teams_connecti
         "max_per_day": 4,
         "colour": "#aa3366",
         "active": True,
+        "planned_otj_minutes": 50,
+        "complete_on_verified": True,
     }
     listing = client.get("/admin/booking-types").get_data(as_text=True)
     assert "EPA review" in listing and "90 min" in listing and "Group: Assessors" in listing

@@ -473,6 +473,10 @@ def test_create_and_patch_a_booking_type(app, world, admin):
         "max_per_day": 3,
         "colour": "#aa3300",
         "active": True,
+        "face_to_face_detail": "",
+        "remote_detail": "",
+        "planned_otj_minutes": 90,
+        "complete_on_verified": True,
     }
     response = admin.post("/api/v1/booking-types", json=body)
     assert response.status_code == 201, response.get_json()
