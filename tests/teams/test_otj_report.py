@@ -208,3 +208,20 @@ def test_booking_edit_screen_changes_the_plan_audited(app, client, factory, cast
         db.session.rollback()
     drawer = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
     assert "Off-the-job hours" in drawer and "40 min" in drawer
+
+
+def test_a_learners_people_page_links_to_their_report(app, client, factory, cast):
+    _, tutor, lee, _ = cast
+    past_booking(
+        app, factory, tutor, lee, datetime.now(UTC) - timedelta(days=3), 60, 60, "recorded"
+    )
+    owner = factory.user("owner", email="olive@example.test")
+    login(client, owner.email)
+    page = client.get(f"/admin/people/{lee.id}").get_data(as_text=True)
+    link = f"/reports/otj?learner={lee.id}"
+    assert f'href="{link}"' in page
+    report = client.get(link).get_data(as_text=True)
+    assert f'<option value="{lee.id}" selected>Lee Learner</option>' in report
+    assert "1 h" in report
+    tutor_page = client.get(f"/admin/people/{tutor.id}").get_data(as_text=True)
+    assert "/reports/otj" not in tutor_page.split("<main", 1)[-1]  # staff have no such hours
