@@ -275,3 +275,33 @@ def _screenshots() -> Path:
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def test_booking_drawer_is_a_full_screen_sheet_on_a_phone(app, factory, live_server, page):
+    """On a phone the booking opens over the whole screen; closing it gives the list back."""
+    from tests.conftest import at
+
+    manager = factory.user("booking-manager", email="bea@example.test", name="Bea Bookings")
+    agent = factory.user("agent", email="ada@example.test", name="Ada Agent")
+    kind = factory.booking_type(slug="review", name="Progress review", duration_minutes=30)
+    factory.booking(manager, kind, at(day_offset=2, hour=10), [agent])
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    sign_in(page, live_server, manager.email)
+    page.goto(f"{live_server}/bookings")
+    htmx_settled(page)
+    row = page.locator("#bookings-list tbody tr").first
+    assert row.bounding_box()["width"] <= PHONE_WIDTH  # a card, not a wide table row
+    _fits(page)
+    shoot(page, "bookings-list-phone")
+    row.get_by_role("link", name="Progress review").click()
+    drawer = page.locator("#drawer")
+    drawer.get_by_role("heading", name="Progress review").first.wait_for()
+    htmx_settled(page)
+    box = drawer.bounding_box()
+    assert (box["x"], box["y"], box["width"]) == (0, 0, PHONE_WIDTH)
+    assert box["height"] == 844
+    _fits(page)
+    assert_accessible(page, "booking drawer at phone width")
+    page.screenshot(path=str(_screenshots() / "booking-drawer-phone.png"))
+    page.keyboard.press("Escape")
+    drawer.wait_for(state="hidden")
