@@ -193,3 +193,23 @@ def test_the_confirmation_email_gives_end_time_clickable_link_and_calendar_links
     dates = parse_qs(urlsplit(html_lib.unescape(google)).query)["dates"]
     assert dates == [f"{start:%Y%m%dT%H%M%SZ}/{(start + timedelta(hours=1)):%Y%m%dT%H%M%SZ}"]
     assert "Add to Outlook.com: https://outlook.live.com/" in mail.text
+
+
+def test_staff_see_a_bookings_meeting_link_as_a_link(app, client, factory):
+    """Meeting links are clickable where staff read a booking; other details stay text."""
+    from tests.conftest import at, login
+
+    owner = factory.user("owner", email="olive@example.test")
+    agent = factory.user("agent")
+    kind = factory.booking_type(location_modes=["remote", "face_to_face"])
+    online = factory.booking(
+        owner, kind, at(2), [agent], location_mode="remote", location_detail=LINK
+    )
+    office = factory.booking(
+        owner, kind, at(3), [agent], location_mode="face_to_face", location_detail="Room 2"
+    )
+    login(client, owner.email)
+    page = client.get(f"/bookings/{online.id}").get_data(as_text=True)
+    assert f'<a href="{LINK}" rel="noopener noreferrer" target="_blank">{LINK}</a>' in page
+    page = client.get(f"/bookings/{office.id}").get_data(as_text=True)
+    assert "Face to face: Room 2</dd>" in page
