@@ -87,8 +87,9 @@ def long_when(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> str:
 
 def location_of(booking: Booking) -> str:
     label = LOCATION_LABELS.get(booking.location_mode, booking.location_mode)
-    meeting = getattr(booking, "online_meeting", None)  # the Teams package's row (T1)
-    if booking.location_mode == LocationMode.TEAMS and meeting is not None:
+    teams = booking.location_mode == LocationMode.TEAMS
+    meeting = getattr(booking, "online_meeting", None) if teams else None  # T1's row
+    if meeting is not None:
         if meeting.state == "scheduled" and meeting.join_url:
             return f"{label}: join at {meeting.join_url}"
         if meeting.state == "waiting" and meeting.push_after is not None:

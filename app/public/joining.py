@@ -26,9 +26,11 @@ def joining(booking: Booking, now: datetime | None = None) -> Joining | None:
     join (face to face, no link, not confirmed, or already over)."""
     now = now or utcnow()
     link = (booking.location_detail or "").strip()
-    meeting = getattr(booking, "online_meeting", None)  # a Teams meeting's own join link
-    if booking.location_mode == LocationMode.TEAMS and meeting is not None:
-        link = (meeting.join_url or "").strip() if meeting.state == "scheduled" else ""
+    if booking.location_mode == LocationMode.TEAMS:  # a Teams meeting's own join link
+        meeting = getattr(booking, "online_meeting", None)
+        if meeting is not None:
+            scheduled = meeting.state == "scheduled"
+            link = (meeting.join_url or "").strip() if scheduled else ""
     if (
         booking.location_mode not in ONLINE_MODES
         or not link.startswith("https://")

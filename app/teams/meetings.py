@@ -260,6 +260,9 @@ def _record(plan: _Plan, connection_id: int, outcome: _Outcome) -> None:
             meeting.error = outcome.failed  # the booking no longer wants it either way
             meeting.state = MeetingState.CANCELLED
             return
+        if plan.action == "update":  # the meeting exists and its invitations went out
+            meeting.error = f"Could not update the Teams meeting: {outcome.failed}"
+            return
         _fall_back(booking, meeting, outcome.failed)
         return
     if plan.action == "cancel":

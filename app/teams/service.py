@@ -210,8 +210,10 @@ def _user_id(email: str) -> int | None:
 
 def meeting_json(booking: Booking) -> dict | None:
     """The ``online_meeting`` object of ``GET /api/v1/bookings/{id}`` (null when not Teams)."""
+    if booking.location_mode != TEAMS:
+        return None  # before touching the relationship: a list of bookings loads no rows
     meeting: OnlineMeeting | None = booking.online_meeting
-    if booking.location_mode != TEAMS or meeting is None:
+    if meeting is None:
         return None
     return {
         "provider": meeting.provider,

@@ -329,3 +329,20 @@ def test_an_existing_booking_falls_back_when_the_connection_is_gone(
     assert "Microsoft 365 connection" in row.error
     entries = [e.action for e in booking_row(app, booking.id).audit_entries]
     assert "teams_failed" in entries
+
+
+def test_an_update_refused_keeps_the_meeting_that_exists(app, factory, tenant, graph_server):
+    """The meeting was made and its invitations went out; a later move that Microsoft
+    refuses (secret revoked) keeps it scheduled with the reason, marks the connection, and
+    adds no calendar events of ours beside the Teams invitation."""
+    booking = teams_booking(factory, tenant)
+    deliver_all(app)
+    graph_server.client_secret = "rotated-by-an-admin"
+    act(app, bookings.reschedule, booking.id, at(4, 14))
+    deliver_all(app)
+    row = meeting_of(app, booking.id)
+    assert row.state == "scheduled"
+    assert row.error.startswith("Could not update the Teams meeting")
+    assert _remote_events(app) == []
+    with app.app_context():
+        assert db.session.scalar(select(Connection.needs_relink)) is True
