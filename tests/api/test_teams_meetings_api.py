@@ -90,3 +90,28 @@ def test_without_a_connection_teams_is_422_teams_unavailable(app, world):
         0,
         None,
     )
+
+
+def _owner_api(world):
+    owner = world.factory.user("owner", email="olive@example.test", name="Olive Owner")
+    world.token_for(owner)
+    return world.api(owner)
+
+
+def test_a_types_default_location_must_work(app, world):
+    """Without a Microsoft 365 connection Teams cannot be a type's default location."""
+    api = _owner_api(world)
+    body = {"location_modes": ["face_to_face", "teams"], "default_location_mode": "teams"}
+    refused = api.patch("/api/v1/booking-types/review", json=body)
+    assert refused.status_code == 400
+    assert "cannot be the default location" in refused.get_json()["message"]
+    types = {t["slug"]: t for t in api.get("/api/v1/booking-types").get_json()["booking_types"]}
+    assert types["review"]["default_location_mode"] != "teams"  # nothing changed
+
+
+def test_with_a_connection_teams_may_be_the_default(app, world, teams_connection):
+    api = _owner_api(world)
+    body = {"location_modes": ["face_to_face", "teams"], "default_location_mode": "teams"}
+    accepted = api.patch("/api/v1/booking-types/review", json=body)
+    assert accepted.status_code == 200, accepted.get_json()
+    assert accepted.get_json()["default_location_mode"] == "teams"
