@@ -15,6 +15,7 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.guard import MAX_YEAR, MIN_YEAR, year_in_range
@@ -66,6 +67,7 @@ class EditForm(WhenForm):
 
     location_mode = SelectField("Location", validators=[Optional()])
     location_detail = StringField("Address or meeting link", validators=[Length(max=500)])
+    organiser_email = EmailField("Organiser email", validators=[Optional(), Length(max=320)])
     description = TextAreaField("Notes", validators=[Length(max=5000)])
     # Off-the-job training this booking plans (seed 001); empty: none planned.
     planned_otj_minutes = IntegerField(
@@ -78,7 +80,10 @@ class EditForm(WhenForm):
 
 
 class RebookForm(WhenForm):
-    kind = SelectField("Kind", choices=[("resit", "Resit"), ("retake", "Retake")])
+    # SelectChoice, not tuples: WTForms 3.3 deprecates tuple choices (removed in 3.4).
+    kind = SelectField(
+        "Kind", choices=[SelectChoice("resit", "Resit"), SelectChoice("retake", "Retake")]
+    )
 
 
 class AttendeeForm(FlaskForm):
