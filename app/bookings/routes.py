@@ -504,6 +504,7 @@ def edit(booking_id: int):
             location_detail=booking.location_detail,
             description=booking.description,
             planned_otj_minutes=booking.planned_otj_minutes,
+            organiser_email=_current_organiser(booking),
         )
         return _render_edit(booking, form)
     form = EditForm()
@@ -523,6 +524,7 @@ def edit(booking_id: int):
             description=form.description.data or "",
             location_detail=form.location_detail.data or "",
             location_mode=form.location_mode.data or None,
+            organiser_email=_organiser(form),
         )
 
     try:
@@ -555,7 +557,13 @@ def _moved_preview(booking: Booking, form: WhenForm):
     )
 
 
-def _organiser(form: BookingForm) -> str | None:
+def _current_organiser(booking: Booking) -> str:
+    """The organiser of a Teams booking's meeting, for the edit form (else empty)."""
+    meeting = getattr(booking, "online_meeting", None) if booking.location_mode == "teams" else None
+    return meeting.organiser_email if meeting is not None else ""
+
+
+def _organiser(form: BookingForm | EditForm) -> str | None:
     """The organiser email entered for a Teams booking (ignored for the other modes)."""
     if form.location_mode.data != "teams":
         return None

@@ -130,3 +130,36 @@ def test_the_visitors_join_button_opens_the_teams_link(app, factory, tenant):
         join = joining(row, now=row.starts_at - timedelta(minutes=1))
         assert join is not None and join.link == row.online_meeting.join_url
         db.session.rollback()
+
+
+def test_the_edit_form_changes_the_organiser_before_the_meeting_is_made(
+    app, factory, tenant, client, graph_server
+):
+    from tests.conftest import csrf_from
+
+    manager, ada, lee = tenant
+    kind = _teams_type(factory)
+    booking = factory.booking(manager, kind, at(10, 10), [ada], learner=lee, location_mode="teams")
+    login(client, manager.email)
+    url = f"/bookings/{booking.id}/edit"
+    form = client.get(url).get_data(as_text=True)
+    assert 'value="ada@contoso.test"' in form  # the owner organises unless changed
+    local_start = booking.starts_at.astimezone(manager.zone)
+    data = {
+        "csrf_token": csrf_from(client, url),
+        "day": local_start.date().isoformat(),
+        "start": local_start.strftime("%H:%M"),
+        "location_mode": "teams",
+        "location_detail": "",
+        "description": "",
+        "organiser_email": "mo@contoso.test",
+    }
+    assert client.post(url, data=data).status_code == 303
+    assert meeting_of(app, booking.id).organiser_email == "mo@contoso.test"
+    with app.app_context():
+        begin_write()
+        meetings.schedule_due(now=booking.starts_at - timedelta(days=4))
+        db.session.commit()
+    deliver_all(app)
+    assert graph_server.teams_meetings_of(ada.email) == []
+    assert len(graph_server.teams_meetings_of(manager.email)) == 1
