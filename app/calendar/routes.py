@@ -6,16 +6,18 @@ One URL serves the whole page and, for HTMX navigation, just the ``#calendar`` f
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, g, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.accounts.permissions import Perm
 from app.calendar import setup
+from app.calendar.items import cal_item
 from app.calendar.queries import BadRequest, default_scope, load_calendar, parse_params
 from app.database import utcnow
 from app.htmx import render, wants_fragment
 
 bp = Blueprint("calendar", __name__)
+bp.add_app_template_global(cal_item, "cal_item")  # one calendar item's HTML (issue [14])
 
 
 @bp.after_request
@@ -75,12 +77,24 @@ def index():
 
 def _pick_url(day, person_id: int) -> str | None:
     """The booking form for ``person_id`` on ``day``, or None when the viewer cannot book
-    there (no bookings.create, or someone else without bookings.assign)."""
-    if not current_user.can(Perm.BOOKINGS_CREATE):
+    there (no bookings.create, or someone else without bookings.assign).
+
+    A Team week asks this for every person and day (700 cells for 100 people), so the
+    viewer's permissions and the form's address are worked out once per request."""
+    viewer = g.get("calendar_pick")
+    if viewer is None:
+        viewer = g.calendar_pick = (
+            current_user.id,
+            current_user.can(Perm.BOOKINGS_CREATE),
+            current_user.can(Perm.BOOKINGS_ASSIGN),
+            url_for("bookings.new"),
+        )
+    me, can_create, can_assign, base = viewer
+    if not can_create:
         return None
-    if person_id != current_user.id and not current_user.can(Perm.BOOKINGS_ASSIGN):
+    if person_id != me and not can_assign:
         return None
-    return url_for("bookings.new", day=day.isoformat(), people=person_id)
+    return f"{base}?day={day.isoformat()}&people={person_id}"
 
 
 @bp.app_template_global()

@@ -1,0 +1,60 @@
+"""One calendar item as HTML, written in Python (issue [14]).
+
+A Team week of 100 people draws ~6,000 items; as a Jinja macro each cost a macro call, a
+dozen attribute lookups and escapes, and the same booking drawn in several lanes or days was
+written again each time. ``cal_item`` writes exactly what the macro in
+``templates/calendar/_item.html`` wrote (``tests/calendar/test_items.py`` compares the two),
+with the part that is the same for every segment of an item written once per item.
+
+Only the text fields (titles, names, labels) are escaped: ids are integers, the class list
+and the style come from ``app/calendar/queries.py`` (fixed words, numbers, a checked
+``#rrggbb`` colour), as in the macro.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+from app.calendar.queries import Item, Segment
+
+
+def cal_item(seg: Segment, booking_base: str, style: str = "") -> Markup:
+    """The ``<li>`` of one segment (``style``: its grid placement in a time grid)."""
+    it = seg.item
+    parts = it.html
+    if parts is None or parts[0] != booking_base:
+        parts = it.html = (booking_base, *_parts(it, booking_base))
+    _, head, colour, middle, tail = parts
+    if style or colour:
+        head = f'{head} style="{style}{colour}"'
+    html = f'{head}>{middle}{seg.time_label}</span> <span class="cal-title">{tail}'
+    return Markup(html)  # noqa: S704 - text fields escaped in _parts, the rest fixed words
+
+
+def _parts(it: Item, booking_base: str) -> tuple[str, str, str, str]:
+    """The item's fixed pieces: the opening of the ``<li>``, its colour for the style, the
+    opening of its link or box, and everything after the time label."""
+    head = f'<li class="cal-item {it.css}"'
+    if it.booking_id:
+        url = f"{booking_base}{it.booking_id}"
+        colour = f"--type: {it.colour}"
+        opening = (
+            f'<a class="cal-link" href="{url}" hx-get="{url}" hx-target="#drawer" '
+            'hx-swap="innerHTML" hx-push-url="false">'
+        )
+        closing = "</a>"
+    else:
+        colour = ""
+        opening = '<div class="cal-box">'
+        closing = "</div>"
+    tail = [str(escape(it.title)), "</span>"]
+    if it.kind == "busy":
+        tail.append('<span class="visually-hidden"> (from a linked calendar)</span>')
+    if it.conflicts:
+        tail.append(f' <span class="cal-conflict">{escape(it.conflict_label)}</span>')
+    if it.detail:
+        tail.append(f' <span class="cal-detail">{escape(it.detail)}</span>')
+    if it.ended:
+        tail.append(f' <span class="cal-status">{str(it.status).capitalize()}</span>')
+    tail += [closing, "</li>"]
+    return head, colour, opening + '<span class="cal-time">', "".join(tail)
