@@ -51,16 +51,19 @@ TYPES = [
 ]
 
 
-def populate(seed: int) -> int:
+def populate(seed: int, agent_count: int = AGENTS) -> int:
     """Create the workload; return how many bookings + busy blocks fall in the timed week."""
+    learner_count = max(LEARNERS, agent_count + 10)
     rng = random.Random(seed)
     begin_write()
     ensure_roles()
     create_user("bench@example.test", "Bench Manager", "booking-manager", PASSWORD)
-    agents = [create_user(f"agent{n}@example.test", f"Agent {n:02d}", "agent") for n in range(25)]
+    agents = [
+        create_user(f"agent{n}@example.test", f"Agent {n:03d}", "agent") for n in range(agent_count)
+    ]
     learners = [
-        create_user(f"learner{n}@example.test", f"Learner {n:02d}", "learner")
-        for n in range(LEARNERS)
+        create_user(f"learner{n}@example.test", f"Learner {n:03d}", "learner")
+        for n in range(learner_count)
     ]
     types = []
     for slug, name, colour, minutes in TYPES:
@@ -80,7 +83,7 @@ def populate(seed: int) -> int:
                     kind = rng.choice(types)
                     start = date0 + timedelta(hours=hour, minutes=rng.choice((0, 15)))
                     # Learners are never in two bookings at once (their holds forbid it).
-                    learner = learners[(a + 25 * hour + day) % LEARNERS]
+                    learner = learners[(a + 25 * hour + day) % learner_count]
                     status = rng.choices(
                         ("confirmed", "provisional", "completed", "cancelled"), (70, 20, 5, 5)
                     )[0]
@@ -126,16 +129,40 @@ def populate(seed: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--profile", action="store_true", help="cProfile 20 requests instead")
+    parser.add_argument("--profile", action="store_true", help="cProfile 10 requests instead")
+    parser.add_argument("--agents", default="25,100", help="people in the Team week, per run")
     args = parser.parse_args()
+    for count in (int(n) for n in args.agents.split(",")):
+        run(args, count)
+
+
+def _old_environment(app):
+    """A Jinja environment that finds the pre-[14] calendar templates first, with the
+    pre-[14] pick-a-slot globals; the app's own environment stays as it is."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    from bench.legacy_calendar import pick
+
+    env = app.create_jinja_environment()
+    env.globals.update(app.jinja_env.globals)
+    env.filters.update(app.jinja_env.filters)
+    env.globals.update(slot_pick_url=pick.slot_pick_url, lane_pick_url=pick.lane_pick_url)
+    legacy = Path(__file__).resolve().parent / "legacy_calendar" / "templates"
+    env.loader = ChoiceLoader([FileSystemLoader(str(legacy)), app.jinja_env.loader])
+    return env
+
+
+def run(args, agent_count: int) -> None:
+    from app.calendar import routes
+    from bench.legacy_calendar import queries as legacy
 
     folder = tempfile.mkdtemp(prefix="slotbook-bench-")
     app = create_app(TestConfig(f"sqlite:///{folder}/bench.db"))
     with app.app_context():
         upgrade()
-        items = populate(args.seed)
+        items = populate(args.seed, agent_count)
         engine = db.engine  # requests push their own context; this one must not stay open
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
@@ -143,53 +170,87 @@ def main() -> None:
     data = {"email": "bench@example.test", "password": PASSWORD, "csrf_token": token}
     assert client.post("/login", data=data).status_code == 302
     url = f"/calendar?view=week&date={MONDAY.date().isoformat()}&scope=team"
+    new_env, old_env = app.jinja_env, _old_environment(app)
+    new_load = routes.load_calendar
 
     def get(headers=None) -> str:
         response = client.get(url, headers=headers or {})
         assert response.status_code == 200, response.status_code
         return response.get_data(as_text=True)
 
-    statements: list[str] = []
-    listener = lambda *a: statements.append(a[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    html = get()
-    event.remove(engine, "before_cursor_execute", listener)
+    def old(headers=None) -> str:
+        routes.load_calendar = legacy.load_calendar
+        app.__dict__["jinja_env"] = old_env
+        try:
+            return get(headers)
+        finally:
+            routes.load_calendar = new_load
+            app.__dict__["jinja_env"] = new_env
+
+    counts = {}
+    pages = {}
+    for label, call in (("new", get), ("old", old)):
+        statements: list[str] = []
+        listener = lambda *a, seen=statements: seen.append(a[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        pages[label] = call()
+        event.remove(engine, "before_cursor_execute", listener)
+        counts[label] = len(statements)
+    signed = re.compile(r"[\w-]{20,}\.[\w-]+\.[\w-]{20,}")  # CSRF tokens carry a timestamp
+    html = signed.sub("TOKEN", pages["new"])
+    pages["old"] = signed.sub("TOKEN", pages["old"])
+    if html != pages["old"]:
+        import difflib
+
+        diff = difflib.unified_diff(pages["old"].splitlines(), html.splitlines(), lineterm="")
+        print("\n".join(list(diff)[:20]))
+        raise SystemExit("the old and the new Team week differ")
     drawn, people = html.count('<li class="cal-item'), html.count('<th scope="row">')
     print(
-        f"{items} bookings + busy blocks in the week; page {len(html) // 1024} KiB, "
-        f"{drawn} items drawn, {html.count('has-conflict')} conflicts, {people} people, "
-        f"{len(statements)} SQL statements"
+        f"{agent_count} agents: {items} bookings + busy blocks in the week; page "
+        f"{len(html) // 1024} KiB, {drawn} items drawn, {html.count('has-conflict')} conflicts, "
+        f"{people} people; SQL statements new {counts['new']}, old {counts['old']}"
     )
-
-    for _ in range(20):
+    for _ in range(2):
         get()  # warm: caches, and the garbage collector's view of the long-lived objects
+        old()
     if args.profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(20):
+        for _ in range(10):
             get()
         profiler.disable()
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(35)
         return
-    kinds = {"page": None, "HTMX fragment": {"HX-Request": "true"}}
-    times: dict[str, list[float]] = {label: [] for label in kinds}
-    cpu: dict[str, list[float]] = {label: [] for label in kinds}
-    for _ in range(args.runs):  # interleaved, so both see the same machine
-        for label, headers in kinds.items():
+    calls = {
+        "page": lambda: get(),
+        "HTMX fragment": lambda: get({"HX-Request": "true"}),
+        "old page": lambda: old(),
+        "old HTMX fragment": lambda: old({"HX-Request": "true"}),
+    }
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    cpu: dict[str, list[float]] = {label: [] for label in calls}
+    print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+    for _ in range(args.runs):  # interleaved, so all see the same machine
+        for label, call in calls.items():
             started, started_cpu = time.perf_counter(), time.process_time()
-            get(headers)
+            call()
             times[label].append((time.perf_counter() - started) * 1000)
             cpu[label].append((time.process_time() - started_cpu) * 1000)
-    for label in kinds:
-        wall = sorted(times[label])
+    print(f"load average after: {Path('/proc/loadavg').read_text().strip()}")
+    median = {label: statistics.median(values) for label, values in times.items()}
+    for label in calls:
         print(
-            f"GET {url} ({label}), {args.runs} runs: median {statistics.median(wall):.1f} ms, "
-            f"p95 {wall[int(len(wall) * 0.95)]:.1f} ms, max {wall[-1]:.1f} ms; "
-            f"CPU median {statistics.median(cpu[label]):.1f} ms"
+            f"{agent_count} agents, {label}, {args.runs} runs: median {median[label]:.1f} ms, "
+            f"max {max(times[label]):.1f} ms; CPU median {statistics.median(cpu[label]):.1f} ms"
         )
+    print(
+        f"{agent_count} agents: old ÷ new, page {median['old page'] / median['page']:.2f}, "
+        f"fragment {median['old HTMX fragment'] / median['HTMX fragment']:.2f}"
+    )
 
 
 if __name__ == "__main__":
