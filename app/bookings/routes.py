@@ -515,9 +515,10 @@ def edit(booking_id: int):
     def change():
         if starts_at != booking.starts_at:
             service.reschedule(current_user, booking, starts_at)
-        from app.teams.attendance import set_planned_minutes  # T3: the plan hours meet
+        if "planned_otj_minutes" in request.form:  # a form without the field keeps the plan
+            from app.teams.attendance import set_planned_minutes  # T3: the plan hours meet
 
-        set_planned_minutes(current_user, booking, form.planned_otj_minutes.data)
+            set_planned_minutes(current_user, booking, form.planned_otj_minutes.data)
         return service.update_details(
             current_user,
             booking,

@@ -194,6 +194,8 @@ def test_booking_edit_screen_changes_the_plan_audited(app, client, factory, cast
     }
     assert client.post(url, data=form).status_code == 303
     assert client.post(url, data={**form, "planned_otj_minutes": "5000"}).status_code == 400
+    without = {k: v for k, v in form.items() if k != "planned_otj_minutes"}
+    assert client.post(url, data={**without, "description": "Kept plan"}).status_code == 303
     with app.app_context():
         assert db.session.get(Booking, booking.id).planned_otj_minutes == 40
         [entry] = [
