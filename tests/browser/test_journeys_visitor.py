@@ -292,7 +292,7 @@ def test_booking_drawer_is_a_full_screen_sheet_on_a_phone(app, factory, live_ser
     row = page.locator("#bookings-list tbody tr").first
     assert row.bounding_box()["width"] <= PHONE_WIDTH  # a card, not a wide table row
     _fits(page)
-    shoot(page, "bookings-list-phone")
+    shoot(page, "phone-bookings-list-cards")
     row.get_by_role("link", name="Progress review").click()
     drawer = page.locator("#drawer")
     drawer.get_by_role("heading", name="Progress review").first.wait_for()
@@ -302,6 +302,6 @@ def test_booking_drawer_is_a_full_screen_sheet_on_a_phone(app, factory, live_ser
     assert box["height"] == 844
     _fits(page)
     assert_accessible(page, "booking drawer at phone width")
-    page.screenshot(path=str(_screenshots() / "booking-drawer-phone.png"))
+    page.screenshot(path=str(_screenshots() / "phone-booking-drawer-sheet.png"))
     page.keyboard.press("Escape")
     drawer.wait_for(state="hidden")
