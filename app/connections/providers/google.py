@@ -42,7 +42,13 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from app.connections.http import fetch, new_session, retry_after_seconds
+from app.connections.http import (
+    ANY_ADDRESS,
+    GuardedAdapter,
+    fetch,
+    new_session,
+    retry_after_seconds,
+)
 from app.connections.models import BusyStatus, ConnectionKind
 from app.connections.providers import register
 from app.connections.providers.base import (
@@ -162,6 +168,27 @@ def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+# Every Google connection talks to the same few hosts: one pinned adapter for the process
+# keeps their TLS connections alive from one connection's sync to the next (a no-change
+# refresh of many personal links is then one request each, without a handshake each).
+_ADAPTER: GuardedAdapter | None = None
+_ADAPTER_LOCK = threading.Lock()
+
+
+def _pooled_session() -> requests.Session:
+    """A session of its own (its own hooks and headers) over the shared connection pool;
+    ``fetch`` keeps the adapter because its rules are the ones configured endpoints use."""
+    global _ADAPTER
+    with _ADAPTER_LOCK:
+        if _ADAPTER is None:
+            _ADAPTER = GuardedAdapter(ANY_ADDRESS)
+        adapter = _ADAPTER
+    session = new_session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 # --- shared plumbing ---------------------------------------------------------------------
 
 
@@ -173,7 +200,7 @@ class _GoogleProvider(Provider):
     ) -> None:
         super().__init__(connection, secret, settings)
         self.new_secret: str | None = None
-        self._session = new_session()
+        self._session = _pooled_session()
         self._requests = 0
         self._session.hooks["response"].append(self._count)
         self._sleep = time.sleep
@@ -301,7 +328,7 @@ class _GoogleProvider(Provider):
             page_query = query | ({"pageToken": page_token} if page_token else {})
             url = self._url(self._calendar_path(calendar) + "/events", page_query)
             page = self._get_json(calendar, url)
-            zone = _zone(page.get("timeZone"))
+            zone = self._all_day_zone(calendar, page.get("timeZone"))
             for item in page.get("items") or []:
                 change = _change(item, zone, start, end)
                 if change is not None:
@@ -313,6 +340,14 @@ class _GoogleProvider(Provider):
         if full:
             changes = [c for c in changes if not c.deleted]
         return SyncResult(changes, next_sync, full, requests=self._requests - before)
+
+    def _all_day_zone(self, calendar: LinkedCalendar, google_zone: Any):
+        """All-day events are busy midnight to midnight in the owner's zone: their Slotbook
+        Profile zone when known (as for CalDAV and ICS), else the calendar's own zone in
+        Google."""
+        if dict(self.settings.person_zones).get(calendar.person_id):
+            return self.owner_zone(calendar)
+        return _zone(google_zone)
 
     # --- write-back --------------------------------------------------------------------
 
