@@ -227,3 +227,24 @@ def test_a_learners_people_page_links_to_their_report(app, client, factory, cast
     assert "1 h" in report
     tutor_page = client.get(f"/admin/people/{tutor.id}").get_data(as_text=True)
     assert "/reports/otj" not in tutor_page.split("<main", 1)[-1]  # staff have no such hours
+
+
+def test_review_in_the_drawer_answers_with_the_updated_drawer(app, client, factory, cast):
+    manager, tutor, lee, _ = cast
+    booking_id = past_booking(
+        app, factory, tutor, lee, datetime.now(UTC) - timedelta(days=2), 60, 45, "needs_review"
+    )
+    login(client, manager.email)
+    drawer = client.get(f"/bookings/{booking_id}", headers={"HX-Request": "true"})
+    text = drawer.get_data(as_text=True)
+    assert f'hx-post="/bookings/{booking_id}/attendance"' in text and 'value="45"' in text
+    response = client.post(
+        f"/bookings/{booking_id}/attendance",
+        data={"minutes": "", "csrf_token": csrf_from(client, f"/bookings/{booking_id}")},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Trigger"] == "bookingChanged"
+    fragment = response.get_data(as_text=True)
+    assert "<html" not in fragment and "45 min verified" in fragment  # blank: as proposed
+    assert "Confirmed by Mo Manager" in fragment
