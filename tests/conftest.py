@@ -26,6 +26,35 @@ os.environ["SLOTBOOK_ENV"] = "testing"
 from app import create_app
 from app.config import TestConfig
 
+
+def _build_url_builders_on_first_use() -> None:
+    """Compile each URL rule's builder when it is first used, not when the app is made.
+
+    Nearly every test makes its own app, and werkzeug compiles two Python functions per URL
+    rule (about 160 rules) as each app registers its blueprints: measured, that was 0.2–0.7 s
+    per app, half the suite's time. URLs are built exactly as before, only later; a rule
+    that a test never builds never pays. Test-only: production makes its app once per process.
+    """
+    from werkzeug.routing.rules import Rule
+
+    compile_now = Rule._compile_builder
+
+    def compile_later(rule: Rule, append_unknown: bool = True):
+        compiled = None
+
+        def build(bound_rule: Rule, *args, **kwargs):
+            nonlocal compiled
+            if compiled is None:
+                compiled = compile_now(bound_rule, append_unknown)
+            return compiled(bound_rule, *args, **kwargs)
+
+        return build
+
+    Rule._compile_builder = compile_later
+
+
+_build_url_builders_on_first_use()
+
 pytest_plugins = ["tests.fakes.graph_server", "tests.fakes.google_server"]
 
 PASSWORD = "correct horse battery"
