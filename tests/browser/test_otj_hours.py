@@ -25,7 +25,7 @@ def test_staff_review_and_the_report_show_verified_minutes(
     live_server,
     page,
     factory,
-    people,
+    people,  # noqa: F811 - the fixture imported above, by name
     ms,  # noqa: F811
 ):
     on_the_day, meeting = ended_teams_booking(app, factory, people)
