@@ -13,16 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from operator import methodcaller
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
-    Date,
-    DateTime,
     Select,
-    String,
-    Time,
     and_,
     bindparam,
     case,
@@ -30,7 +25,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    type_coerce,
 )
 from sqlalchemy.orm import selectinload
 
@@ -47,7 +41,7 @@ from app.admin.settings import all_settings
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
-from app.database import utcnow
+from app.database import BulkReader, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
 from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
@@ -402,46 +396,7 @@ def _busy_statement(dialect: str, spans: int) -> Select:
     )
 
 
-_AS_UTC = methodcaller("astimezone", UTC)
-
-
-class _Reader:
-    """Column expressions whose values the driver hands over without SQLAlchemy's per-value
-    converters, and converters that turn a whole column at once (``map`` over a C function).
-
-    SQLite stores naive UTC text: instants are read as ``text || '+00:00'`` and parsed by
-    ``datetime.fromisoformat`` straight to aware UTC; times and dates by ``fromisoformat`` too.
-    PostgreSQL's driver already returns datetime objects in the session's zone; they are only
-    moved to UTC (the engine compares instants in UTC)."""
-
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
-
-    def instant(self, column):
-        if self.sqlite:
-            return type_coerce(column, String).concat("+00:00")
-        return type_coerce(column, DateTime(timezone=True))
-
-    def clock(self, column):
-        return type_coerce(column, String if self.sqlite else Time)
-
-    def day(self, column):
-        return type_coerce(column, String if self.sqlite else Date)
-
-    def instants(self, values: Iterable) -> Iterable[datetime]:
-        return map(datetime.fromisoformat if self.sqlite else _AS_UTC, values)
-
-    def clocks(self, values: Iterable) -> Iterable[time]:
-        return map(time.fromisoformat, values) if self.sqlite else values
-
-    def one_instant(self, value) -> datetime:
-        return datetime.fromisoformat(value) if self.sqlite else value.astimezone(UTC)
-
-    def one_clock(self, value) -> time:
-        return time.fromisoformat(value) if self.sqlite else value
-
-    def one_day(self, value) -> date:
-        return date.fromisoformat(value) if self.sqlite else value
+_Reader = BulkReader
 
 
 # --- answers ------------------------------------------------------------------------

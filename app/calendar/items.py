@@ -13,9 +13,38 @@ and the style come from ``app/calendar/queries.py`` (fixed words, numbers, a che
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
 from markupsafe import Markup, escape
 
-from app.calendar.queries import Item, Segment
+from app.calendar.queries import Item, Lane, Segment
+
+CELL_BREAK = "\n          "  # what the template wrote after each day cell of a row
+
+
+@lru_cache(maxsize=8192)
+def _e(text: str) -> str:
+    """``markupsafe.escape`` as plain text, memoised: a week repeats a few hundred titles,
+    names and labels thousands of times."""
+    return str(escape(text))
+
+
+def lane_cells(
+    lane: Lane, days: Sequence, booking_base: str, pick_url: Callable[[Lane, object], str | None]
+) -> Markup:
+    """The ``<td>`` of each day of a person's row in the Team week, as the template wrote
+    them: the day's pick-a-slot address (escaped, as an attribute) and its items."""
+    out = []
+    for day, cell in zip(days, lane.cells, strict=True):
+        url = pick_url(lane, day.date)
+        out.append(f'<td data-pick-url="{_e(url)}">' if url else "<td>")
+        if cell:
+            out.append('<ul class="pw-cell">')
+            out.extend(cal_item(seg, booking_base) for seg in cell)
+            out.append("</ul>")
+        out.append("</td>" + CELL_BREAK)
+    return Markup("".join(out))  # noqa: S704 - items and the address are escaped above
 
 
 def cal_item(seg: Segment, booking_base: str, style: str = "") -> Markup:
@@ -47,13 +76,13 @@ def _parts(it: Item, booking_base: str) -> tuple[str, str, str, str]:
         colour = ""
         opening = '<div class="cal-box">'
         closing = "</div>"
-    tail = [str(escape(it.title)), "</span>"]
+    tail = [_e(it.title), "</span>"]
     if it.kind == "busy":
         tail.append('<span class="visually-hidden"> (from a linked calendar)</span>')
     if it.conflicts:
-        tail.append(f' <span class="cal-conflict">{escape(it.conflict_label)}</span>')
+        tail.append(f' <span class="cal-conflict">{_e(it.conflict_label)}</span>')
     if it.detail:
-        tail.append(f' <span class="cal-detail">{escape(it.detail)}</span>')
+        tail.append(f' <span class="cal-detail">{_e(it.detail)}</span>')
     if it.ended:
         tail.append(f' <span class="cal-status">{str(it.status).capitalize()}</span>')
     tail += [closing, "</li>"]

@@ -41,7 +41,7 @@ from app.bookings.models import (
 )
 from app.connections.models import BLOCKING_STATUSES, BusyBlock, BusyStatus
 from app.connections.titles import busy_label
-from app.database import utcnow
+from app.database import BulkReader, utcnow
 from app.extensions import db
 from app.scheduling.conflicts import Occupied, find_conflicts
 from app.scheduling.localtime import wall_to_utc
@@ -409,13 +409,14 @@ def _booking_filter(window: Window, statuses: frozenset[str], me: int | None):
 def _load_bookings(window: Window, statuses: frozenset[str], me: int | None) -> list[BookingRow]:
     where = _booking_filter(window, statuses, me)
     learner = aliased(User)
+    read = BulkReader(db.session.connection().dialect.name)
     rows = _rows(
         select(
             Booking.id,
             Booking.title,
             Booking.status,
-            Booking.starts_at,
-            Booking.ends_at,
+            read.instant(Booking.starts_at),
+            read.instant(Booking.ends_at),
             Booking.owner_id,
             Booking.learner_id,
             Booking.created_by_id,
@@ -429,6 +430,7 @@ def _load_bookings(window: Window, statuses: frozenset[str], me: int | None) -> 
         .where(where)
         .order_by(Booking.starts_at, Booking.id)
     )
+    rows = _instants_at(rows, (3, 4), read)
     bookings = {
         r[0]: BookingRow(
             *r[:10],
@@ -494,13 +496,24 @@ def _load_people(group: str, window: Window | None = None) -> list[tuple[int, st
     return [(r[0], r[1]) for r in db.session.execute(query)]
 
 
+def _instants_at(rows: list, positions: tuple[int, ...], read: BulkReader) -> list:
+    """``rows`` with the raw instants at ``positions`` converted a column at a time."""
+    if not rows:
+        return rows
+    columns = list(zip(*rows, strict=True))
+    for n in positions:
+        columns[n] = read.instants(columns[n])
+    return list(zip(*columns, strict=True))
+
+
 def _load_busy(person_ids: set[int], start: datetime, end: datetime) -> list[BusyRow]:
+    read = BulkReader(db.session.connection().dialect.name)
     rows = _rows(
         select(
             BusyBlock.id,
             BusyBlock.person_id,
-            BusyBlock.starts_at,
-            BusyBlock.ends_at,
+            read.instant(BusyBlock.starts_at),
+            read.instant(BusyBlock.ends_at),
             BusyBlock.status,
             BusyBlock.source,
             BusyBlock.title,
@@ -512,7 +525,7 @@ def _load_busy(person_ids: set[int], start: datetime, end: datetime) -> list[Bus
         )
         .order_by(BusyBlock.starts_at, BusyBlock.id)
     )
-    return [BusyRow(*r) for r in rows]
+    return [BusyRow(*r) for r in _instants_at(rows, (2, 3), read)]
 
 
 # --- labels -----------------------------------------------------------------------------

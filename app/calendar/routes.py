@@ -11,13 +11,14 @@ from flask_login import current_user, login_required
 
 from app.accounts.permissions import Perm
 from app.calendar import setup
-from app.calendar.items import cal_item
+from app.calendar.items import cal_item, lane_cells
 from app.calendar.queries import BadRequest, default_scope, load_calendar, parse_params
 from app.database import utcnow
 from app.htmx import render, wants_fragment
 
 bp = Blueprint("calendar", __name__)
 bp.add_app_template_global(cal_item, "cal_item")  # one calendar item's HTML (issue [14])
+bp.add_app_template_global(lane_cells, "lane_cells")  # a Team week row's day cells
 
 
 @bp.after_request
