@@ -112,7 +112,6 @@ class ServiceAccount:
     def from_info(cls, info: Mapping[str, Any]) -> ServiceAccount:
         """Checked as google-auth would load it: a service account key with a usable RSA
         private key. Raises ``ValueError`` with a sentence for the administrator."""
-        from google.auth import crypt
 
         if not isinstance(info, Mapping) or info.get("type") != "service_account":
             raise ValueError(
@@ -123,10 +122,30 @@ class ServiceAccount:
         if "@" not in email or not key:
             raise ValueError("The key file has no client_email or private_key.")
         try:
-            crypt.RSASigner.from_string(key, info.get("private_key_id"))
+            _signer(key, str(info.get("private_key_id") or ""))
         except (ValueError, TypeError, IndexError) as exc:
             raise ValueError("The key file's private key cannot be read.") from exc
         return cls(email, key, str(info.get("private_key_id") or ""))
+
+
+# Loading an RSA key checks it and costs ~0.1 s of CPU: each key is loaded once a process.
+_SIGNERS: dict[str, Any] = {}
+
+
+def _signer(private_key: str, key_id: str):
+    """google-auth's RS256 signer for a service account key (cached by the key's hash)."""
+    from google.auth import crypt
+
+    cache_key = _cache_key("signer", private_key, key_id)
+    with _TOKENS_LOCK:
+        found = _SIGNERS.get(cache_key)
+    if found is None:
+        found = crypt.RSASigner.from_string(private_key, key_id or None)
+        with _TOKENS_LOCK:
+            if len(_SIGNERS) > 50:
+                _SIGNERS.clear()
+            _SIGNERS[cache_key] = found
+    return found
 
 
 # --- tokens shared across syncs ----------------------------------------------------------
@@ -519,7 +538,7 @@ class GoogleOrgProvider(_GoogleProvider):
 
     def _assertion(self, account: ServiceAccount, email: str) -> str:
         """The signed JWT of RFC 7523 / Google's service account flow, made by google-auth."""
-        from google.auth import crypt, jwt
+        from google.auth import jwt
 
         now = int(time.time())
         claims = {
@@ -530,7 +549,7 @@ class GoogleOrgProvider(_GoogleProvider):
             "iat": now,
             "exp": now + 3600,
         }
-        signer = crypt.RSASigner.from_string(account.private_key, account.private_key_id or None)
+        signer = _signer(account.private_key, account.private_key_id)
         return jwt.encode(signer, claims).decode()
 
     def list_calendars(self) -> list[RemoteCalendar]:
