@@ -164,7 +164,7 @@ def fresh_database(url: str | None) -> str:
     with its public schema dropped and recreated (use a database of your own)."""
     if url is None:
         return f"sqlite:///{tempfile.mkdtemp(prefix='slotbook-bench-')}/bench.db"
-    engine = create_engine(url)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
