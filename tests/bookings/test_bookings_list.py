@@ -12,7 +12,7 @@ from app.extensions import db
 from tests.bookings.conftest import HX, is_fragment, local, weekday
 from tests.conftest import login
 
-ROW_RE = re.compile(r"<tr>\s*<td>([^<]+)</td>\s*<td><a [^>]*>([^<]+)</a>")
+ROW_RE = re.compile(r"<tr>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*><a [^>]*>([^<]+)</a>")
 
 
 def _titles(response) -> list[str]:
