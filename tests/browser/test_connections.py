@@ -164,7 +164,7 @@ def test_link_a_feed_choose_and_disconnect(
 
     page.get_by_role("link", name="Organisation calendar settings").click()
     expect(page.get_by_role("heading", name="Calendar connections")).to_be_visible()
-    expect(page.get_by_label("Client secret")).to_have_attribute("type", "password")
+    expect(page.get_by_label("Client secret", exact=True)).to_have_attribute("type", "password")
     table = page.locator("#health-table")
     expect(table).to_contain_text("Bo Brown")
     expect(table).to_contain_text("internal error (503)")
