@@ -183,7 +183,7 @@ def _meeting_choices(kind) -> list[dict]:
     return choices
 
 
-def _summary(booking, zone_name: str, manage_token: str | None = None) -> dict:
+def _summary(booking, record, zone_name: str, manage_token: str | None = None) -> dict:
     """What the pages after booking and the manage page show: start and end in the visitor's
     zone, with whom, where, and "Add to calendar" while the booking is confirmed (the .ics
     inline as a data: link, so no further URL can hand the booking out). The manage link
@@ -191,7 +191,7 @@ def _summary(booking, zone_name: str, manage_token: str | None = None) -> dict:
     the page after booking never shows it (it goes to the contact's email only)."""
     zone = service.zone_or_default(zone_name)
     seen = visit.describe(booking, zone, str(all_settings()["organisation_name"]))
-    if not seen.calendar_ok:
+    if not seen.calendar_ok or record.pending_confirmation:  # held, not yet confirmed
         return {"visit": seen, "calendar_links": None, "ics_url": None}
     manage = service.manage_url(manage_token) if manage_token else None
     body = base64.b64encode(visit.ics(booking, seen, manage)).decode()
@@ -267,7 +267,7 @@ def book(slug: str):
         record=record,
         local=booking.starts_at.astimezone(zone),
         zone=zone.key,
-        **_summary(booking, zone.key),
+        **_summary(booking, record, zone.key),
     )
 
 
@@ -307,7 +307,7 @@ def confirm(token: str):
         record=record,
         booking=row.booking,
         **_when(record),
-        **_summary(row.booking, record.visitor_timezone, None),
+        **_summary(row.booking, record, record.visitor_timezone),
     )
 
 
@@ -328,7 +328,7 @@ def confirm_post(token: str):
         booking=row.booking,
         record=record,
         **_when(record),
-        **_summary(row.booking, record.visitor_timezone),
+        **_summary(row.booking, record, record.visitor_timezone),
     )
 
 
@@ -365,7 +365,7 @@ def manage(token: str):
         booking=row.booking,
         join=joining(row.booking),
         **_when(record),
-        **_summary(row.booking, record.visitor_timezone, token),
+        **_summary(row.booking, record, record.visitor_timezone, token),
     )
 
 

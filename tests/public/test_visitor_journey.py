@@ -213,3 +213,23 @@ def test_staff_see_a_bookings_meeting_link_as_a_link(app, client, factory):
     assert f'<a href="{LINK}" rel="noopener noreferrer" target="_blank">{LINK}</a>' in page
     page = client.get(f"/bookings/{office.id}").get_data(as_text=True)
     assert "Face to face: Room 2</dd>" in page
+
+
+def test_no_add_to_calendar_while_the_visitor_has_not_confirmed(app, client, public):
+    """With a confirmation timeout the time is only held: nothing to add to a calendar until
+    the visitor confirms from the email, then the confirmed page offers it."""
+    from tests.public.conftest import set_settings
+
+    set_settings(app, confirmation_timeout_minutes=30)
+    start = first_slot(app, public["kind"])
+    page = book_form(client, "consultation", start).get_data(as_text=True)
+    assert "Almost done: please confirm" in page and "Add to calendar" not in page
+    [request] = outbox(app, "public.confirmation_requested")
+    token = token_from(request["confirm_url"])
+    form = client.get(f"/book/confirm/{token}").get_data(as_text=True)
+    assert "Add to calendar" not in form
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    confirmed = client.post(f"/book/confirm/{token}", data={"csrf_token": csrf})
+    assert confirmed.status_code == 200
+    [event] = _ics_of(confirmed.get_data(as_text=True)).walk("VEVENT")
+    assert event.decoded("dtstart") == start
