@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -338,21 +339,22 @@ def _organisation_members(connection: Connection, provider: Provider) -> list[Re
     ]
 
 
-def _primary_allows(connection: Connection, email: str) -> bool:
-    """Setting ``primary_calendar_provider`` (seed 002): the organisation link of the
-    primary provider covers people; with "both", Google Workspace covers its domains and
-    Microsoft 365 everyone else in its tenant."""
+def _primary_allows(connection: Connection) -> Callable[[str], bool]:
+    """Setting ``primary_calendar_provider`` (seed 002), as a test of one email: the
+    organisation link of the primary provider covers people; with "both", Google Workspace
+    covers its domains and Microsoft 365 everyone else in its tenant."""
     primary = get_setting("primary_calendar_provider")
     google = connection.kind == ConnectionKind.GOOGLE_ORG
     if primary != "both":
-        return primary == ("google" if google else "microsoft")
+        covers = primary == ("google" if google else "microsoft")
+        return lambda email: covers
     if google:
-        return True
+        return lambda email: True
     workspace = db.session.scalars(
         select(Connection).where(Connection.kind == ConnectionKind.GOOGLE_ORG)
     ).first()
     domains = {d.lower() for d in (workspace.domains or [])} if workspace else set()
-    return email.rpartition("@")[2].lower() not in domains
+    return lambda email: email.rpartition("@")[2].lower() not in domains
 
 
 def _match_tenant_users(connection: Connection | None, tenant: list[RemoteCalendar]) -> None:
@@ -361,7 +363,8 @@ def _match_tenant_users(connection: Connection | None, tenant: list[RemoteCalend
     000), and people the primary provider setting gives to the other organisation link."""
     if connection is None:
         return
-    by_email = {c.remote_id.lower(): c for c in tenant if _primary_allows(connection, c.remote_id)}
+    allows = _primary_allows(connection)
+    by_email = {c.remote_id.lower(): c for c in tenant if allows(c.remote_id)}
     personal = set(
         db.session.scalars(
             select(Connection.user_id).where(Connection.kind == PERSONAL_KIND_OF[connection.kind])

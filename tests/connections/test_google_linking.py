@@ -571,3 +571,30 @@ def test_dump_holds_no_refresh_token_or_private_key_and_rotation_keeps_working(
     with app.app_context():
         assert db.session.scalar(select(LinkedCalendar.id).where(LinkedCalendar.person_id == bo.id))
         db.session.rollback()
+
+
+def test_both_providers_split_a_mixed_tenant_by_domain(app, factory, ada, google, graph_server):
+    """Seed 002 "both": Google Workspace covers its domains, Microsoft 365 the rest of its
+    tenant, so nobody is read (or written) twice."""
+    app.config.update(
+        MS_AUTHORITY_HOST=graph_server.authority_host, MS_GRAPH_URL=graph_server.graph_url
+    )
+    mo = factory.user("agent", email="mo@contoso.example", name="Mo")
+    for user in (ada, mo):
+        graph_server.add_user(user.email, user.name)  # the tenant lists both
+    google.add_account(ada.email)
+    save_workspace(app, google, "school.example", primary="both")
+    linking.save_org(app, graph_server)
+    with app.app_context():
+        assert [r.error for r in sync_due()] == [None, None]
+        covered = {
+            kind: sorted(
+                c.person_id
+                for c in db.session.scalars(
+                    select(LinkedCalendar).join(Connection).where(Connection.kind == kind)
+                )
+            )
+            for kind in (ConnectionKind.GOOGLE_ORG, ConnectionKind.MICROSOFT_ORG)
+        }
+        db.session.rollback()
+    assert covered == {ConnectionKind.GOOGLE_ORG: [ada.id], ConnectionKind.MICROSOFT_ORG: [mo.id]}
