@@ -610,9 +610,11 @@ def _segments(item: Item, days: tuple[Day, ...], zone: ZoneInfo) -> list[tuple[i
     """(day index, segment) for each shown day the item touches."""
     out = []
     local_start = local_end = None
-    for index, day in enumerate(days):
-        if not (item.start < day.end and item.end > day.start):
+    for index, day in enumerate(days):  # days are in order: skip those before, stop after
+        if day.end <= item.start:
             continue
+        if day.start >= item.end:
+            break
         all_day = item.start <= day.start and item.end >= day.end
         if item.start <= day.start:
             start = 0
