@@ -528,6 +528,7 @@ def test_workspace_calendar_receives_bookings_unless_a_personal_link_outranks(
 # --- secrets (K3) ---------------------------------------------------------------------------
 
 
+@pytest.mark.db
 def test_dump_holds_no_refresh_token_or_private_key_and_rotation_keeps_working(
     app, database_url, factory, ada, google
 ):
