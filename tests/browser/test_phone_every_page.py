@@ -113,3 +113,22 @@ def test_no_signed_in_page_scrolls_sideways_on_a_phone(app, demo, live_server, p
 def test_no_public_page_scrolls_sideways_on_a_phone(app, demo, live_server, phone):
     visited = _walk(app, phone, live_server, f"{live_server}/book")
     assert {"public.landing", "public.picker"} <= set(visited), visited
+
+
+def test_team_day_scrolls_by_person_with_the_times_kept_in_view(app, demo, live_server, phone):
+    """The team's day on a phone: the grid scrolls sideways inside its own box one person at a
+    time (snap), the hour labels stay put while it does, and the page itself does not move."""
+    sign_in(phone, live_server, DEMO_LOGINS[1][0], DEMO_PASSWORD)  # the booking manager
+    phone.goto(f"{live_server}/calendar?view=day&scope=team")
+    phone.wait_for_load_state()
+    grid = phone.locator(".calendar-day .tg-scroll")
+    times = phone.locator(".calendar-day .tg-times")
+    assert grid.evaluate("el => getComputedStyle(el).scrollSnapType").startswith("x")
+    assert grid.evaluate("el => el.scrollWidth > el.clientWidth")  # more people than fit
+    before = times.bounding_box()["x"]
+    person = grid.evaluate("el => el.querySelector('.tg-col').getBoundingClientRect().width")
+    grid.evaluate(f"el => el.scrollBy({{left: {person}, behavior: 'instant'}})")
+    assert grid.evaluate("el => el.scrollLeft") > 0
+    assert times.bounding_box()["x"] == before  # sticky: the hours did not scroll away
+    _fits(phone)
+    assert_accessible(phone, "team day at 390 px")
