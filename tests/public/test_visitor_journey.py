@@ -233,3 +233,12 @@ def test_no_add_to_calendar_while_the_visitor_has_not_confirmed(app, client, pub
     assert confirmed.status_code == 200
     [event] = _ics_of(confirmed.get_data(as_text=True)).walk("VEVENT")
     assert event.decoded("dtstart") == start
+
+
+def test_every_page_has_the_favicon(client, public):
+    icon = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    assert icon in client.get("/book").get_data(as_text=True)  # public pages
+    assert icon in client.get("/login").get_data(as_text=True)  # staff and learner pages
+    served = client.get("/static/favicon.svg")
+    assert served.status_code == 200 and served.mimetype == "image/svg+xml"
+    assert served.get_data(as_text=True).startswith("<svg")
