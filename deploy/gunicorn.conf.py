@@ -9,12 +9,11 @@ gunicorn's master before it forks: every worker inherits it, and with it gunicor
 error logs show ``[redacted]`` where a token was (``/polls/answer/[redacted]``), in every
 format and file a command line picks.
 
-Worker model: sync workers, ``WEB_CONCURRENCY`` of them (default 2 x CPUs + 1). Every request
-is short: mail, calendar and webhook I/O happen in ``worker.py``, never in a request, and
-outbound calls made in a request (adding a calendar is a background check) are bounded by
-their own timeouts, so a sync worker is never parked on a slow third party for long.
-NOTE: the load benchmark of the performance work (bench/, BENCHMARKS.md) may settle on
-another model (gthread with N threads) and other numbers; change them here, in one place.
+Worker model: gthread, ``WEB_CONCURRENCY`` processes (default one per CPU) of
+``GUNICORN_THREADS`` threads (default 4), chosen by the load benchmark (bench/load.py, figures
+below and in BENCHMARKS.md). Every request is short: mail, calendar and webhook I/O happen in
+``worker.py``, never in a request, and outbound calls made in a request (adding a calendar is
+a background check) are bounded by their own timeouts.
 """
 
 import multiprocessing
@@ -34,8 +33,18 @@ install_log_redaction()
 chdir = str(PROJECT)
 wsgi_app = "wsgi:app"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = "sync"
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+# --- worker model (issue [14], bench/load.py; figures in BENCHMARKS.md) ---------------------
+# gthread: one process per CPU, 4 threads each. Measured on loopback against PostgreSQL on a
+# 2-core machine (load average 6-12 from other work), 8 clients, 7 s per endpoint, two runs:
+# public picker 6.1 / 7.6 req/s with sync (5 workers) against 6.9 / 14.9 with gthread
+# (2 x 4); /api/v1/availability 4.6 / 11.0 against 11.7 / 26.9; p50 of the availability
+# 1538 / 736 ms against 607 / 253 ms. A request waits on PostgreSQL and Redis for part of its
+# time, which threads overlap; fewer processes also compete less for two cores.
+# WEB_CONCURRENCY still sets the number of processes, GUNICORN_THREADS the threads in each.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+# --- end of worker model ------------------------------------------------------------------
 # A request that has not answered in 60 s is stuck (the slowest real one, a people import of
 # the 5 MB maximum, takes seconds); its worker is restarted rather than left hanging.
 timeout = 60
