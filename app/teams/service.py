@@ -11,7 +11,7 @@ once it is inside the window.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 
@@ -125,14 +125,16 @@ def check_lead(starts_at: datetime, now: datetime | None = None) -> None:
         )
 
 
-def waiting_text(meeting: OnlineMeeting | None) -> str | None:
-    """ "Teams link will be created on <date>" while the meeting waits for its window."""
+def waiting_text(meeting: OnlineMeeting | None, zone: tzinfo | None = None) -> str | None:
+    """ "Teams link will be created on <date>" while the meeting waits for its window; the
+    date as the reader's calendar has it (``zone``, UTC when unknown)."""
     if meeting is None or meeting.state != MeetingState.WAITING:
         return None
     push_after = push_after_for(meeting.booking.starts_at)  # the window as set now
     if push_after <= utcnow():
         return "The Teams link is being created."
-    return f"Teams link will be created on {push_after.strftime('%-d %B %Y')}"
+    day = push_after.astimezone(zone or UTC).strftime("%-d %B %Y")
+    return f"Teams link will be created on {day}"
 
 
 # --- the row beside the booking (called in the booking's transaction) ---------------------

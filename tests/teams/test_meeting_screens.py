@@ -163,3 +163,21 @@ def test_the_edit_form_changes_the_organiser_before_the_meeting_is_made(
     deliver_all(app)
     assert graph_server.teams_meetings_of(ada.email) == []
     assert len(graph_server.teams_meetings_of(manager.email)) == 1
+
+
+def test_the_waiting_date_is_the_readers_day(app):
+    """ "Teams link will be created on <date>" names the day in the reader's zone: a window
+    opening at 23:30 UTC opens on the next day in Auckland."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from app.teams.models import MeetingState
+    from app.teams.service import waiting_text
+
+    starts = datetime(2030, 3, 20, 23, 30, tzinfo=UTC)
+    meeting = SimpleNamespace(state=MeetingState.WAITING, booking=SimpleNamespace(starts_at=starts))
+    with app.app_context():
+        assert waiting_text(meeting) == "Teams link will be created on 15 March 2030"
+        auckland = waiting_text(meeting, ZoneInfo("Pacific/Auckland"))
+    assert auckland == "Teams link will be created on 16 March 2030"
