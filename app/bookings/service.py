@@ -456,7 +456,7 @@ def _location(kind: BookingType, mode: str | None, detail: str | None) -> tuple[
     meeting another way never gets the default mode's detail."""
     from app.bookings.types import default_location, detail_for
 
-    default_mode, default_detail = default_location(kind)
+    default_mode, _ = default_location(kind)
     if not mode and default_mode not in working_modes(kind.location_modes or []):
         default_mode = (working_modes(kind.location_modes or []) or [default_mode])[0]
     mode = mode or default_mode
