@@ -246,33 +246,43 @@ def _linked(connection):
     return redirect(url_for("connections.index") + f"#connection-{connection.id}", 303)
 
 
-@bp.post("/me/calendars/microsoft")
-@login_required
-def microsoft_start():
-    form = MicrosoftForm()
+def _start_sign_in(start_link, login_hint: str | None, flow_key: str):
+    """Send the browser to a provider's sign-in (Microsoft or Google). The flow, which holds
+    the PKCE verifier, stays sealed in the session: it is not for the browser."""
     try:
-        flow = service.start_microsoft_link(current_user, form.login_hint.data)
+        flow = start_link(current_user, login_hint)
     except LinkError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("connections.index"), 303)
-    session[FLOW_KEY] = service.seal_flow(flow)  # holds the PKCE verifier: not for the browser
+    session[flow_key] = service.seal_flow(flow)
     return redirect(flow["auth_uri"], 303)
 
 
-@bp.get("/me/calendars/microsoft/callback")
-@login_required
-def microsoft_callback():
-    flow = service.open_flow(session.pop(FLOW_KEY, None))
+def _finish_sign_in(complete_link, flow_key: str):
+    """The provider's callback: the flow is used once (popped), and the link is written."""
+    flow = service.open_flow(session.pop(flow_key, None))
     db.session.rollback()  # end the read: linking writes later, as a writer
     try:
-        connection = service.complete_microsoft_link(current_user, flow, request.args.to_dict())
+        connection = complete_link(current_user, flow, request.args.to_dict())
         db.session.commit()
     except LinkError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("connections.index"), 303)
     return _linked(connection)
+
+
+@bp.post("/me/calendars/microsoft")
+@login_required
+def microsoft_start():
+    return _start_sign_in(service.start_microsoft_link, MicrosoftForm().login_hint.data, FLOW_KEY)
+
+
+@bp.get("/me/calendars/microsoft/callback")
+@login_required
+def microsoft_callback():
+    return _finish_sign_in(service.complete_microsoft_link, FLOW_KEY)
 
 
 @bp.post("/me/calendars/calendars/<int:calendar_id>")
@@ -445,30 +455,13 @@ def admin_sync(connection_id: int):
 @bp.post("/me/calendars/google")
 @login_required
 def google_start():
-    form = GoogleForm()
-    try:
-        flow = service.start_google_link(current_user, form.login_hint.data)
-    except LinkError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("connections.index"), 303)
-    session[GOOGLE_FLOW_KEY] = service.seal_flow(flow)  # holds the PKCE verifier
-    return redirect(flow["auth_uri"], 303)
+    return _start_sign_in(service.start_google_link, GoogleForm().login_hint.data, GOOGLE_FLOW_KEY)
 
 
 @bp.get("/me/calendars/google/callback")
 @login_required
 def google_callback():
-    flow = service.open_flow(session.pop(GOOGLE_FLOW_KEY, None))
-    db.session.rollback()  # end the read: linking writes later, as a writer
-    try:
-        connection = service.complete_google_link(current_user, flow, request.args.to_dict())
-        db.session.commit()
-    except LinkError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("connections.index"), 303)
-    return _linked(connection)
+    return _finish_sign_in(service.complete_google_link, GOOGLE_FLOW_KEY)
 
 
 @bp.post("/admin/calendars/google/client")
