@@ -1592,6 +1592,7 @@ class _TLSServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _unlogged: tuple | None = None  # the request being answered, until _send logs it
     protocol_version = "HTTP/1.1"
     timeout = 10
     server: _TLSServer
@@ -1618,19 +1619,25 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         is_graph = parts.path.startswith(GRAPH_PREFIX + "/")
-        status = 500
+        # Logged by _send just before the answer goes out: a test that has its answer must
+        # find the request in the log (logging afterwards raced the test under load).
+        self._unlogged = (method, parts.path, parts.query, arrived, _body_for_log(raw, is_graph))
         try:
             if is_graph:
-                status = self._graph(fake, method, parts, raw)
+                self._graph(fake, method, parts, raw)
             else:
-                status = self._identity(fake, method, parts, raw)
+                self._identity(fake, method, parts, raw)
         except Exception:  # a bug in the fake: answer 500 and show it in the test output
             traceback.print_exc()
             self._send_json(500, _graph_error("InternalServerError", "The fake failed."))
         finally:
-            fake._log(
-                method, parts.path, parts.query, arrived, status, _body_for_log(raw, is_graph)
-            )
+            self._log_once(500)  # no answer was sent
+
+    def _log_once(self, status: int) -> None:
+        if self._unlogged is not None:
+            method, path, query, arrived, body = self._unlogged
+            self._unlogged = None
+            self.server.fake._log(method, path, query, arrived, status, body)
 
     def _graph(self, fake: FakeMicrosoft, method: str, parts, raw: bytes) -> int:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -1687,6 +1694,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, extra)
 
     def _send(self, status: int, body: bytes, headers: dict) -> None:
+        self._log_once(status)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
