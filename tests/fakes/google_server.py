@@ -163,6 +163,10 @@ class FakeGoogle:
         self.events_page_size: int | None = None  # None: honour maxResults
         self.requests: list[LoggedRequest] = []
         self._lock = threading.RLock()
+        # Requests being answered: each is logged after its answer has gone out, so the
+        # readers of the log wait for them (a test that has its answer must find it logged).
+        self._answering = 0
+        self._all_logged = threading.Condition(self._lock)
         self._accounts: dict[str, str] = {}  # email -> name
         self._calendars: dict[str, FakeCalendar] = {}
         self._events: dict[tuple[str, str], FakeEvent] = {}
@@ -386,10 +390,15 @@ class FakeGoogle:
             self._refresh[token] = (email.lower(), {SCOPE_EVENTS, SCOPE_LIST, "email", "openid"})
             return token
 
+    def _logged(self) -> list[LoggedRequest]:
+        with self._all_logged:
+            self._all_logged.wait_for(lambda: self._answering == 0, timeout=5)
+            return list(self.requests)
+
     def api_requests(self, method: str | None = None, contains: str = "") -> list[LoggedRequest]:
         return [
             r
-            for r in self.requests
+            for r in self._logged()
             if r.path.startswith(API_PREFIX)
             and (method is None or r.method == method)
             and contains in r.path
@@ -398,7 +407,7 @@ class FakeGoogle:
     def token_requests(self, grant: str | None = None) -> list[LoggedRequest]:
         return [
             r
-            for r in self.requests
+            for r in self._logged()
             if r.path == TOKEN_PATH and (grant is None or (r.form or {}).get("grant_type") == grant)
         ]
 
@@ -410,8 +419,10 @@ class FakeGoogle:
         event.etag_value = str(3_180_000_000_000_000 + self._seq * 1000 + secrets.randbelow(999))
 
     def _log(self, entry: LoggedRequest) -> None:
-        with self._lock:
+        with self._all_logged:
             self.requests.append(entry)
+            self._answering -= 1
+            self._all_logged.notify_all()
 
     # --- OAuth -------------------------------------------------------------------------
 
@@ -1003,6 +1014,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         fake = self.server.fake
+        with fake._lock:
+            fake._answering += 1
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
