@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from sqlalchemy import create_engine, text
 os.environ["SLOTBOOK_ENV"] = "testing"
 
 from app import create_app
-from app.config import TestConfig
+from app.config import PROJECT_ROOT, TestConfig
 
 
 def _build_url_builders_on_first_use() -> None:
@@ -349,6 +350,33 @@ def teams_connection(app) -> None:
         connection.store_secret("a-client-secret")
         db.session.add(connection)
         db.session.commit()
+
+
+def run_burst_worker(
+    app, database_url: str, redis_url: str, tmp_path: Path, **extra_env: str
+) -> subprocess.CompletedProcess:
+    """``python worker.py --burst`` as cron runs it, on the test's database, Redis and keys;
+    it must succeed."""
+    env = {
+        **os.environ,
+        "SLOTBOOK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
+        **extra_env,
+    }
+    done = subprocess.run(
+        [sys.executable, "worker.py", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def at(day_offset: int = 1, hour: int = 10, minute: int = 0) -> datetime:

@@ -18,7 +18,7 @@ from app.config import PROJECT_ROOT
 from app.database import begin_write
 from app.extensions import db
 from app.outbox import DONE, PENDING, QUEUE_NAME, OutboxMessage
-from tests.conftest import Factory, at, free_port
+from tests.conftest import Factory, at, free_port, run_burst_worker
 
 T = 60 * 29_000_000  # a tick boundary of the 60 s outbox sweep
 # The sweep alone: other periodic jobs (e.g. public-release-unconfirmed) tick the same way.
@@ -85,23 +85,7 @@ def test_worker_burst_delivers_rows_left_by_a_redis_outage(
     assert rows()[0].payload["booking_id"] == booking.id
     assert Queue(QUEUE_NAME, connection=redis).count == 0
 
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
-    }
-    done = subprocess.run(
-        [sys.executable, "worker.py", "--burst"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_burst_worker(app, database_url, redis_url, tmp_path)
     assert [(r.status, r.attempts) for r in rows()] == [(DONE, 1)]
     assert Queue(QUEUE_NAME, connection=redis).count == 0
     with app.app_context():
@@ -151,28 +135,15 @@ def test_long_running_worker_ticks_and_survives_idle_time(
 
 
 def _burst(app, database_url, redis_url, tmp_path, mail_port: int) -> subprocess.CompletedProcess:
-    """``python worker.py --burst`` as cron runs it, sharing the test's database and keys."""
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(mail_port),
-    }
-    done = subprocess.run(
-        [sys.executable, "worker.py", "--burst"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    """The burst worker, sending mail to the test's SMTP server."""
+    return run_burst_worker(
+        app,
+        database_url,
+        redis_url,
+        tmp_path,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(mail_port),
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 def _claim_current_ticks(redis) -> list[str]:

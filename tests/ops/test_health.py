@@ -7,19 +7,15 @@ show a cron-style worker counts as alive.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 from sqlalchemy import text
 
 from app import config as app_config
 from app import create_app
-from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.health import HEARTBEAT_KEY, beat
-from tests.conftest import free_port
+from tests.conftest import free_port, run_burst_worker
 
 CHECKS = ["database", "redis", "migrations", "worker"]
 
@@ -99,23 +95,6 @@ def test_readyz_reports_a_schema_behind_the_migrations(app, client, redis):
 
 def test_a_burst_worker_beats_the_heartbeat(app, client, database_url, redis, redis_url, tmp_path):
     assert client.get("/readyz").status_code == 503
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
-    }
-    done = subprocess.run(
-        [sys.executable, "worker.py", "--burst"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_burst_worker(app, database_url, redis_url, tmp_path)
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_json()
