@@ -199,7 +199,8 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["local"] = local_time
     app.jinja_env.filters["audit_value"] = audit_value
     app.jinja_env.globals["Perm"] = Perm
-    from app.teams.service import teams_available, waiting_text
+    from app.teams.service import is_organiser, teams_available, waiting_text
 
     app.jinja_env.globals["teams_waiting_text"] = waiting_text  # templates/teams/_meeting.html
+    app.jinja_env.globals["teams_is_organiser"] = is_organiser  # ... Start meeting or Join
     app.jinja_env.globals["teams_available"] = teams_available  # forms offer Teams only then

@@ -125,6 +125,17 @@ def check_lead(starts_at: datetime, now: datetime | None = None) -> None:
         )
 
 
+def is_organiser(meeting: OnlineMeeting, user) -> bool:
+    """Whether ``user`` organises ``meeting`` (they get "Start meeting", others "Join"): by
+    account, or by the organiser email entered on the booking."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return (
+        user.id == meeting.organiser_user_id
+        or (user.email or "").lower() == (meeting.organiser_email or "").lower()
+    )
+
+
 def waiting_text(meeting: OnlineMeeting | None, zone: tzinfo | None = None) -> str | None:
     """ "Teams link will be created on <date>" while the meeting waits for its window; the
     date as the reader's calendar has it (``zone``, UTC when unknown)."""

@@ -181,3 +181,21 @@ def test_the_waiting_date_is_the_readers_day(app):
         assert waiting_text(meeting) == "Teams link will be created on 15 March 2030"
         auckland = waiting_text(meeting, ZoneInfo("Pacific/Auckland"))
     assert auckland == "Teams link will be created on 16 March 2030"
+
+
+def test_the_organiser_starts_the_meeting_and_others_join():
+    """ "Start meeting" is for the organiser, by account or by the email entered on the
+    booking (in any case); everyone else, and anyone signed out, gets "Join"."""
+    from types import SimpleNamespace
+
+    from app.teams.service import is_organiser
+
+    meeting = SimpleNamespace(organiser_user_id=7, organiser_email="mo@contoso.test")
+
+    def person(id_, email, signed_in=True):
+        return SimpleNamespace(id=id_, email=email, is_authenticated=signed_in)
+
+    assert is_organiser(meeting, person(7, "ada@contoso.test"))
+    assert is_organiser(meeting, person(9, "MO@Contoso.test"))
+    assert not is_organiser(meeting, person(8, "lee@contoso.test"))
+    assert not is_organiser(meeting, person(7, "ada@contoso.test", signed_in=False))
