@@ -8,14 +8,17 @@ people's bookings the feed must skip, starts a private redis-server (the redisli
 the body cache, then times, interleaved in one loop (``--runs`` rounds, medians), whole requests
 through the WSGI app with Flask's test client and the serialisation alone:
 
-- old: the feed built with the icalendar library (``ics.feed_icalendar``, as before [14]);
-- full answer with the body cache emptied first (queries, feed_writer, ETag, kept);
-- full answer repeated (narrow ETag query, body from the cache);
+- old: the feed built with the icalendar library (``ics.feed_icalendar`` on booking-like
+  records made from the loaded rows, in the writer's place: as before [14]);
+- full answer with the body cache emptied first (the bookings' rows and their ETag, a cache
+  miss, the attendees, feed_writer, kept);
+- full answer repeated (the bookings' rows and their ETag, body from the cache);
 - ``If-None-Match`` with the current ETag (304);
 - bare: a route of this script replaying the SELECT statements of a built answer, fetching
   every row raw and sending the finished bytes (what no serialiser can beat);
-- serialise only: ``feed_writer.write`` and ``ics.feed_icalendar`` on the loaded entries (the
-  direct-serialisation floor and the old serialiser).
+- serialise only: ``feed_writer.write_rows`` on the loaded rows (``feeds.load``: what a built
+  answer writes from; the direct-serialisation floor) and ``ics.feed_icalendar`` on the same
+  rows as booking-like records (the old serialiser).
 
 Prints the medians, the statement counts and the ratios to the floors; checks that both
 serialisers give the same bytes.
@@ -33,6 +36,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["SLOTBOOK_ENV"] = "testing"
@@ -133,6 +137,25 @@ def populate(count: int, seed: int) -> tuple[str, int]:
     return token, count
 
 
+def as_bookings(rows: list[feed_writer.FeedRow]) -> list[SimpleNamespace]:
+    """The feed's rows as the booking-like records ``ics.feed_icalendar`` reads (the old
+    path built such a record per booking and per attendee, then wrote them with icalendar)."""
+    return [
+        SimpleNamespace(
+            **row._asdict(),
+            updated_at=row.stamp,
+            created_at=row.stamp,
+            attendees=[SimpleNamespace(display_name=n) for n in row.people.split(", ") if n],
+        )
+        for row in rows
+    ]
+
+
+def icalendar_rows(user, rows: list[feed_writer.FeedRow]) -> str:
+    """The old serialiser in the writer's place: records, then icalendar."""
+    return ics.feed_icalendar(user, as_bookings(rows))
+
+
 def _stats(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -199,13 +222,13 @@ def run(args, folder: str, redis_url: str) -> None:
 
     def old():
         forget()
-        ics.feed = ics.feed_icalendar
+        feed_writer.write_rows = icalendar_rows
         try:
             return get()
         finally:
-            ics.feed = new_feed
+            feed_writer.write_rows = new_writer
 
-    new_feed = ics.feed
+    new_writer = feed_writer.write_rows
     began = time.perf_counter()
     response = miss()
     first = time.perf_counter() - began
@@ -236,10 +259,11 @@ def run(args, folder: str, redis_url: str) -> None:
 
     with app.test_request_context():
         user = feeds.user_for_token(token)
-        entries = feeds._entries(user, datetime.now(UTC))
+        rows = feeds.load(user, datetime.now(UTC))
+        entries = as_bookings(rows)
 
         def direct():
-            feed_writer.write(user, entries)
+            feed_writer.write_rows(user, rows)
 
         def icalendar_only():
             ics.feed_icalendar(user, entries)

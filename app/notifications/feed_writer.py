@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from functools import lru_cache
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from app.bookings.models import Status
 from app.bookings.writeback import PENDING_PREFIX, calendar_title
@@ -41,25 +43,86 @@ _RFC6868 = re.compile(r'\^|\r\n|\r|\n|"')
 _RFC6868_SUBSTITUTES = {"^": "^^", "\r\n": "^n", "\r": "^n", "\n": "^n", '"': "^'"}
 
 
+class FeedRow(NamedTuple):
+    """One event of a feed as the writer reads it: plain values, no ORM object.
+
+    ``feeds`` makes these straight from its two bulk queries (issue [14]: building a record
+    per booking, one per attendee, one per owner and type, cost as much as writing them).
+    The attribute names are a booking's, so ``ics``'s rules (location, description, title,
+    the organiser's zone) read a row as they read a booking."""
+
+    id: int
+    uid: str
+    sequence: int | None
+    status: str
+    title: str | None
+    description: str | None
+    starts_at: datetime
+    ends_at: datetime
+    location_mode: str
+    location_detail: str | None
+    stamp: datetime | None  # the last change (updated, else created); None: now
+    owner: object | None  # name, email and timezone, like a User
+    booking_type: object  # its name, like a BookingType
+    people: str  # the attendees' names, ", "-joined
+
+
+def row_of(booking) -> FeedRow:
+    """The feed row of any booking-like object (a ``Booking``, a ``feeds.FeedEntry``)."""
+    return FeedRow(
+        booking.id,
+        booking.uid,
+        booking.sequence,
+        booking.status,
+        booking.title,
+        booking.description,
+        booking.starts_at,
+        booking.ends_at,
+        booking.location_mode,
+        booking.location_detail,
+        booking.updated_at or booking.created_at,
+        booking.owner,
+        booking.booking_type,
+        ", ".join(a.display_name for a in booking.attendees),
+    )
+
+
 def write(user, bookings: Iterable) -> str:
     """The whole feed of ``user`` listing ``bookings`` (see ``ics.feed`` for what it says)."""
+    return write_rows(user, [row_of(booking) for booking in bookings])
+
+
+def write_rows(user, rows: Iterable[FeedRow]) -> str:
+    """The whole feed of ``user`` listing ``rows``, in their order."""
     base_url = ics._base_url()
-    by_zone: dict[str, list] = {}
+    zones: dict[str | None, ZoneInfo] = {}  # owner's zone name -> the zone ics picks for it
+    spans: dict[str, list[datetime]] = {}  # zone key -> [first start, last end]
     events: list[str] = []
-    for booking in bookings:
-        zone = ics.organiser_zone(booking)
-        by_zone.setdefault(zone.key, []).append(booking)
-        events.append(event(booking, zone, base_url))
+    for row in rows:
+        name = getattr(row.owner, "timezone", None)
+        zone = zones.get(name)
+        if zone is None:
+            zone = zones[name] = ics.organiser_zone(row)
+        span = spans.get(zone.key)
+        if span is None:
+            spans[zone.key] = [row.starts_at, row.ends_at]
+        else:
+            if row.starts_at < span[0]:
+                span[0] = row.starts_at
+            if row.ends_at > span[1]:
+                span[1] = row.ends_at
+        events.append(event(row, zone, base_url))
     head = ics.feed_calendar(user).to_ical(sorted=False).decode()
     head = head[: -len("END:VCALENDAR\r\n")]
-    zones = [_vtimezone_text(key, *_years(by_zone[key])) for key in sorted(set(by_zone) - {"UTC"})]
-    return "".join((head, *zones, *events, "END:VCALENDAR\r\n"))
+    zone_texts = [
+        _vtimezone_text(key, *_years(*spans[key])) for key in sorted(set(spans) - {"UTC"})
+    ]
+    return "".join((head, *zone_texts, *events, "END:VCALENDAR\r\n"))
 
 
-def _years(bookings: list) -> tuple[int, int]:
-    first = min(b.starts_at for b in bookings).astimezone(UTC).year - 1
-    last = max(b.ends_at for b in bookings).astimezone(UTC).year + 1
-    return first, last
+def _years(first: datetime, last: datetime) -> tuple[int, int]:
+    """The years a zone's VTIMEZONE covers: one either side of its events (as ``ics``)."""
+    return first.astimezone(UTC).year - 1, last.astimezone(UTC).year + 1
 
 
 @lru_cache(maxsize=128)
@@ -69,26 +132,25 @@ def _vtimezone_text(key: str, first: int, last: int) -> str:
     return vtimezone(key, first, last).to_ical(sorted=False).decode()
 
 
-def event(booking, zone, base_url: str) -> str:
+def event(row: FeedRow, zone: ZoneInfo, base_url: str) -> str:
     """One VEVENT of the feed, CRLF-terminated lines, as ``ics._feed_event`` describes it."""
-    stamp = booking.updated_at or booking.created_at or datetime.now(UTC)
-    status = Status(booking.status)
+    stamp = row.stamp or datetime.now(UTC)
+    status = row.status
     pending = PENDING_PREFIX if status == Status.PROVISIONAL else ""
-    people = ", ".join(a.display_name for a in booking.attendees)
     lines = (
         "BEGIN:VEVENT",
-        "UID:" + text(booking.uid),
-        f"SEQUENCE:{int(booking.sequence or 0)}",
+        "UID:" + text(row.uid),
+        f"SEQUENCE:{int(row.sequence or 0)}",
         "DTSTAMP:" + _utc(stamp),
-        "DTSTART" + _zoned(booking.starts_at, zone),
-        "DTEND" + _zoned(booking.ends_at, zone),
-        "LOCATION:" + text(ics._location(booking)),
-        "CATEGORIES:" + text(booking.booking_type.name),
-        "ORGANIZER" + _organizer(booking),
-        "STATUS:" + ics._STATUS[status],
-        "SUMMARY:" + text(pending + calendar_title(booking)),
-        "DESCRIPTION:" + text(ics._description(booking, people=people)),
-        f"URL:{base_url}/bookings/{booking.id}",
+        "DTSTART" + _zoned(row.starts_at, zone),
+        "DTEND" + _zoned(row.ends_at, zone),
+        "LOCATION:" + text(ics._location(row)),
+        "CATEGORIES:" + text(row.booking_type.name),
+        "ORGANIZER" + _organizer(row),
+        "STATUS:" + ics._STATUS[status],  # a StrEnum's members are found by their values
+        "SUMMARY:" + text(pending + calendar_title(row)),
+        "DESCRIPTION:" + text(ics._description(row, people=row.people)),
+        f"URL:{base_url}/bookings/{row.id}",
         "END:VEVENT",
     )
     return "".join(fold(line) + "\r\n" for line in lines)
@@ -123,9 +185,9 @@ def _zoned(instant: datetime, zone) -> str:
     return f";TZID={zone.key}:{local:%Y%m%dT%H%M%S}"
 
 
-def _organizer(booking) -> str:
+def _organizer(row: FeedRow) -> str:
     """``;CN=<name>:mailto:<email>`` of the owner, else of the mailer address."""
-    owner = booking.owner
+    owner = row.owner
     if owner is not None:
         email, name = owner.email, owner.name
     else:
