@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-old", action="store_true", help="skip the pre-[14] code path")
     parser.add_argument("--profile", metavar="SIZExWEEKS", help="cProfile 10 requests instead")
+    parser.add_argument("--sort", default="tottime", help="cProfile order (e.g. cumulative)")
+    parser.add_argument("--lines", type=int, default=25, help="cProfile lines printed")
     args = parser.parse_args()
 
     url = fresh_database(args.database_url)
@@ -254,7 +256,7 @@ def main() -> None:
         for _ in range(10):
             endpoint(size, weeks)
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.lines)
         return
 
     print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")

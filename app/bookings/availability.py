@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
@@ -22,9 +22,10 @@ from sqlalchemy import (
     bindparam,
     case,
     false,
+    literal_column,
     null,
-    or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import selectinload
 
@@ -36,12 +37,13 @@ from app.accounts.models import (
     TimeOff,
     User,
     WorkingHoursRule,
+    group_members,
 )
 from app.admin.settings import all_settings
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
-from app.database import BulkReader, utcnow
+from app.database import BulkReader, UTCDateTime, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
 from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
@@ -91,6 +93,56 @@ def _assigned_agent(learner: User | None) -> User | None:
 
 def _active(users: Sequence[User]) -> list[User]:
     return [u for u in users if u.active]
+
+
+class Candidate(NamedTuple):
+    """What loading availability needs of a person (``load_context`` takes these or users)."""
+
+    id: int
+    timezone: str
+    active: bool
+
+
+def candidates(booking_type: BookingType, learner: User | None = None) -> list[Candidate]:
+    """:func:`candidate_people` as plain rows, in one statement per source: computing slots
+    needs only each person's id and zone, not a user with their role and its permissions."""
+    source = booking_type.availability_source
+    if source == AvailabilitySource.ASSIGNED_AGENT:
+        return _assigned_candidate(learner)
+    if source == AvailabilitySource.GROUP:
+        group_id = booking_type.availability_group_id
+        return [] if group_id is None else _candidate_rows(_GROUP_MEMBERS, {"group": group_id})
+    planning = _candidate_rows(_PLANNING_MEMBERS, {})
+    return planning or _assigned_candidate(learner)
+
+
+# Built once (a statement object keeps its cache key): the active members of a group in the
+# group's order (by name), of the planning group, and a learner's active assigned agent.
+_PERSON = (User.id, User.timezone, User.active)
+_MEMBERS = (
+    select(*_PERSON)
+    .join(group_members, group_members.c.user_id == User.id)
+    .where(User.active.is_(True))
+    .order_by(User.name)
+)
+_GROUP_MEMBERS = _MEMBERS.where(group_members.c.group_id == bindparam("group"))
+_PLANNING_MEMBERS = _MEMBERS.join(Group, Group.id == group_members.c.group_id).where(
+    Group.slug == PLANNING_GROUP_SLUG
+)
+_ASSIGNED = (
+    select(*_PERSON)
+    .join(LearnerProfile, LearnerProfile.assigned_agent_id == User.id)
+    .where(LearnerProfile.user_id == bindparam("learner"), User.active.is_(True))
+)
+
+
+def _candidate_rows(statement: Select, values: dict) -> list[Candidate]:
+    db.session.flush()  # members changed in this transaction count (as the ORM's autoflush)
+    return [Candidate(*row) for row in db.session.connection().execute(statement, values)]
+
+
+def _assigned_candidate(learner: User | None) -> list[Candidate]:
+    return [] if learner is None else _candidate_rows(_ASSIGNED, {"learner": learner.id})
 
 
 # --- loading ------------------------------------------------------------------------
@@ -145,7 +197,7 @@ def _window(booking_type: BookingType, settings: dict, audience: Audience) -> Bo
 
 def load_context(
     booking_type: BookingType,
-    people: Sequence[User],
+    people: Sequence[User | Candidate],
     start: datetime,
     end: datetime,
     *,
@@ -226,8 +278,10 @@ def load_context(
     busy: dict[int, list[Pair]] = defaultdict(list)
     load: dict[int, int] = defaultdict(int)
     per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    # Without a daily maximum nobody's day count matters: the holds alone, without their
+    # bookings (the join costs a lookup per hold).
     holds = connection.execute(
-        sql.holds,
+        sql.holds if booking_type.max_per_day is None else sql.holds_counted,
         {**bounds, "kind": booking_type.id, "ignore": ignore_booking.id if ignore_booking else -1},
     ).all()
     if holds:
@@ -248,8 +302,7 @@ def load_context(
         spans = _relevant_spans(working.values(), request)
         blocks = connection.execute(
             _busy_statement(connection.dialect.name, len(spans)),
-            {"ids": ids, **{f"s{n}": s for n, (s, _) in enumerate(spans)}}
-            | {f"e{n}": e for n, (_, e) in enumerate(spans)},
+            {"ids": ids, **_busy_pieces(spans)},
         ).all()
         if blocks:
             person_ids, starts, ends = zip(*blocks, strict=True)
@@ -258,7 +311,8 @@ def load_context(
             ):
                 busy[person_id].append((b_start, b_end))
 
-    problems = stale_people(ids, now) if use_calendars else {}
+    interval = timedelta(minutes=int(settings["cache_update_interval_minutes"]))
+    problems = stale_people(ids, now, interval) if use_calendars else {}
     engine_people = [
         Person(
             id=p.id,
@@ -319,12 +373,20 @@ class _Statements:
     overrides: Select
     time_off: Select
     holds: Select
+    holds_counted: Select
 
 
 @cache
 def _statements(dialect: str) -> _Statements:
     read = _Reader(dialect)
     ids = bindparam("ids", expanding=True)
+    held = (
+        Hold.person_id.in_(ids),
+        Hold.active.is_(True),
+        Hold.starts_at < bindparam("hi"),
+        Hold.ends_at > bindparam("lo"),
+        Hold.booking_id != bindparam("ignore"),
+    )
     return _Statements(
         rules=select(
             WorkingHoursRule.user_id,
@@ -350,49 +412,84 @@ def _statements(dialect: str) -> _Statements:
             TimeOff.ends_at > bindparam("lo"),
         ),
         holds=select(
+            Hold.person_id, read.instant(Hold.starts_at), read.instant(Hold.ends_at), null()
+        ).where(*held),
+        # With a daily maximum, the start of each booking of this type counts for its day.
+        holds_counted=select(
             Hold.person_id,
             read.instant(Hold.starts_at),
             read.instant(Hold.ends_at),
-            # The booking's start only matters for the day count of this booking type.
             case(
                 (Booking.booking_type_id == bindparam("kind"), read.instant(Booking.starts_at)),
                 else_=null(),
             ),
         )
         .join(Booking, Booking.id == Hold.booking_id)
-        .where(
-            Hold.person_id.in_(ids),
-            Hold.active.is_(True),
-            Hold.starts_at < bindparam("hi"),
-            Hold.ends_at > bindparam("lo"),
-            Hold.booking_id != bindparam("ignore"),
-        ),
+        .where(*held),
     )
+
+
+# Before any stored instant: the lower bound of the first piece of the busy-block query.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _busy_pieces(spans: Sequence[Pair]) -> dict[str, datetime]:
+    """Bind values of :func:`_busy_statement` for sorted, disjoint ``spans``.
+
+    The pieces ``[e(n-1), e(n))`` (the first from :data:`_EARLIEST`) tile time up to the last
+    span's end, so each busy block starts inside exactly one piece; it meets a span exactly
+    when it ends after the start of its own piece's span (a block starting in piece n cannot
+    meet an earlier span, and one meeting a later span also meets span n). Each block is
+    found once, by an index range scan on its start, instead of testing every block of a
+    person against every span."""
+    values: dict[str, datetime] = {}
+    previous = _EARLIEST
+    for n, (span_start, span_end) in enumerate(spans):
+        values[f"g{n}"], values[f"s{n}"], values[f"e{n}"] = previous, span_start, span_end
+        previous = span_end
+    return values
 
 
 @lru_cache(maxsize=64)
 def _busy_statement(dialect: str, spans: int) -> Select:
-    """Blocking busy blocks of ``ids`` meeting one of ``spans`` spans bound as s0/e0, s1/e1…
-    (nothing when there are none: the statement still runs, so the count stays constant)."""
+    """Blocking busy blocks of ``ids`` meeting one of ``spans`` spans, bound as pieces
+    g0/s0/e0, g1/s1/e1… (see :func:`_busy_pieces`); nothing when there are none: the
+    statement still runs, so the count stays constant.
+
+    The pieces are a small derived table joined to the blocks on ``person_id IN ids AND
+    g <= starts_at < e AND ends_at > s``: one range of the partial index of blocking blocks
+    (``ix_busy_blocks_blocking_period``) per person and piece. Its condition is repeated with
+    literal values, which SQLite needs to use a partial index at all."""
     read = _Reader(dialect)
-    meets = (
-        or_(
-            *(
-                and_(
-                    BusyBlock.starts_at < bindparam(f"e{n}"), BusyBlock.ends_at > bindparam(f"s{n}")
-                )
-                for n in range(spans)
-            )
-        )
-        if spans
-        else false()
+    columns = (
+        BusyBlock.person_id,
+        read.instant(BusyBlock.starts_at),
+        read.instant(BusyBlock.ends_at),
     )
-    return select(
-        BusyBlock.person_id, read.instant(BusyBlock.starts_at), read.instant(BusyBlock.ends_at)
-    ).where(
-        BusyBlock.person_id.in_(bindparam("ids", expanding=True)),
-        BusyBlock.status.in_([s.value for s in BLOCKING_STATUSES]),
-        meets,
+    if not spans:
+        return select(*columns).where(false())
+    parts = [
+        select(
+            bindparam(f"g{n}", type_=UTCDateTime).label("g"),
+            bindparam(f"s{n}", type_=UTCDateTime).label("s"),
+            bindparam(f"e{n}", type_=UTCDateTime).label("e"),
+        )
+        for n in range(spans)
+    ]
+    pieces = (union_all(*parts) if spans > 1 else parts[0]).subquery("pieces")
+    return (
+        select(*columns)
+        .select_from(pieces)
+        .join(
+            BusyBlock,
+            and_(
+                BusyBlock.person_id.in_(bindparam("ids", expanding=True)),
+                BusyBlock.starts_at >= pieces.c.g,
+                BusyBlock.starts_at < pieces.c.e,
+                BusyBlock.ends_at > pieces.c.s,
+            ),
+        )
+        .where(BusyBlock.status.in_([literal_column(f"'{s.value}'") for s in BLOCKING_STATUSES]))
     )
 
 
@@ -414,7 +511,7 @@ def slots_for(
 ) -> list[Slot]:
     """Slots of ``booking_type`` in [start, end). ``people`` overrides the type's source and
     then every one of them must be free (a multi-person booking)."""
-    chosen = list(people) if people is not None else candidate_people(booking_type, learner)
+    chosen = list(people) if people is not None else candidates(booking_type, learner)
     if not chosen:
         return []
     context = load_context(

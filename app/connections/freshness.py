@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.admin.settings import get_setting
 from app.connections.models import Connection, LinkedCalendar
@@ -24,24 +24,34 @@ def sync_interval() -> timedelta:
     return timedelta(minutes=int(get_setting("cache_update_interval_minutes")))
 
 
-def stale_people(person_ids: Iterable[int], now: datetime | None = None) -> dict[int, str]:
-    """For each person whose calendar data cannot be trusted, a sentence saying why."""
+# Built once: a statement object keeps its cache key (availability runs this per request).
+_CALENDARS = (
+    select(
+        LinkedCalendar.person_id,
+        LinkedCalendar.name,
+        LinkedCalendar.last_synced_at,
+        Connection.needs_relink,
+    )
+    .join(Connection, Connection.id == LinkedCalendar.connection_id)
+    .where(
+        LinkedCalendar.person_id.in_(bindparam("ids", expanding=True)),
+        LinkedCalendar.use_for_availability.is_(True),
+    )
+    .order_by(LinkedCalendar.id)
+)
+
+
+def stale_people(
+    person_ids: Iterable[int], now: datetime | None = None, interval: timedelta | None = None
+) -> dict[int, str]:
+    """For each person whose calendar data cannot be trusted, a sentence saying why.
+    ``interval``: the sync interval when the caller has already read the settings."""
     ids = list(set(person_ids))
     if not ids:
         return {}
     now = now or utcnow()
-    limit = now - STALE_AFTER_INTERVALS * sync_interval()
-    rows = db.session.execute(
-        select(
-            LinkedCalendar.person_id,
-            LinkedCalendar.name,
-            LinkedCalendar.last_synced_at,
-            Connection.needs_relink,
-        )
-        .join(Connection, Connection.id == LinkedCalendar.connection_id)
-        .where(LinkedCalendar.person_id.in_(ids), LinkedCalendar.use_for_availability.is_(True))
-        .order_by(LinkedCalendar.id)
-    )
+    limit = now - STALE_AFTER_INTERVALS * (interval if interval is not None else sync_interval())
+    rows = db.session.connection().execute(_CALENDARS, {"ids": ids})
     reasons: dict[int, str] = {}
     for person_id, name, synced_at, needs_relink in rows:
         if person_id in reasons:

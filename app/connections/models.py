@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -44,6 +45,9 @@ class BusyStatus(StrEnum):
 
 
 BLOCKING_STATUSES = (BusyStatus.BUSY, BusyStatus.TENTATIVE, BusyStatus.OUT_OF_OFFICE)
+# The same as SQL with literal values: the condition of the partial index of blocking blocks.
+# SQLite uses a partial index only for a query that repeats its condition (availability does).
+BLOCKING_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in BLOCKING_STATUSES) + ")"
 
 
 class BusyBlock(db.Model):
@@ -67,6 +71,14 @@ class BusyBlock(db.Model):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="busy_ends_after_start"),
         Index("ix_busy_blocks_person_period", "person_id", "starts_at", "ends_at"),
+        Index(
+            "ix_busy_blocks_blocking_period",
+            "person_id",
+            "starts_at",
+            "ends_at",
+            sqlite_where=text(BLOCKING_SQL),
+            postgresql_where=text(BLOCKING_SQL),
+        ),
     )
 
 

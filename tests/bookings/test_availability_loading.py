@@ -7,7 +7,8 @@ organisation's default week, overrides, time off, blocks of every status at odd 
 active and released holds of two booking types, buffers, grids, a day limit, the March clock
 change, "now" inside the range, both audiences, a booking being moved, calendars used or
 not) both must give the same slots, the same free time per person, the same loads and the
-same day counts.
+same day counts (where the type has a daily maximum: without one they cannot matter and the
+new loader does not read them).
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def _answers(loader, kind, users, start, end, **options):
         p.id: (
             free_intervals(p, context.request),
             p.load,
-            dict(p.bookings_per_day),
+            # Day counts only matter under a daily maximum, and only then are they loaded.
+            dict(p.bookings_per_day) if kind.max_per_day is not None else None,
             p.available,
             p.hours,
         )
