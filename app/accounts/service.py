@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
-from app.accounts.models import ApiToken, Permission, Role, User
+from app.accounts.models import ApiToken, Permission, Role, User, role_permissions
 from app.accounts.permissions import BUILTIN_ROLES, OWNER_LOCKED, PERMISSION_LABELS, Perm
 from app.database import utcnow
 from app.extensions import db
@@ -112,17 +113,49 @@ def create_api_token(user: User, name: str = "CLI") -> str:
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 
 
-def api_token(token: str) -> ApiToken | None:
-    """The live token row for a plaintext token (not revoked, its user active), or None."""
-    row = db.session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    ).one_or_none()
-    return row if row is not None and row.user.active else None
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a live API token speaks for: enough to authorise a request without loading the
+    user, their role and its permissions as ORM objects (every API request needs this)."""
+
+    token_id: int
+    last_used_at: datetime | None
+    user_id: int
+    is_staff: bool
+    permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        """As ``User.can``: the user's role holds the permission."""
+        return permission in self.permissions
 
 
-def token_use_is_stale(row: ApiToken) -> bool:
+# Built once: a statement object keeps its cache key, so a request only binds the hash.
+_LIVE_TOKEN = (
+    select(ApiToken.id, ApiToken.last_used_at, User.id, Role.is_staff, Permission.code)
+    .join(User, User.id == ApiToken.user_id)
+    .join(Role, Role.id == User.role_id)
+    .outerjoin(role_permissions, role_permissions.c.role_id == Role.id)
+    .outerjoin(Permission, Permission.id == role_permissions.c.permission_id)
+    .where(
+        ApiToken.token_hash == bindparam("hash"),
+        ApiToken.revoked_at.is_(None),
+        User.active.is_(True),
+    )
+)
+
+
+def api_token(token: str) -> TokenHolder | None:
+    """Who a plaintext token speaks for, if it is live (not revoked, its user active), in one
+    statement: the token, its user's role and the role's permission codes (a row each)."""
+    rows = db.session.connection().execute(_LIVE_TOKEN, {"hash": hash_token(token)}).all()
+    if not rows:
+        return None
+    token_id, last_used_at, user_id, is_staff, _ = rows[0]
+    codes = frozenset(row[4] for row in rows if row[4] is not None)
+    return TokenHolder(token_id, last_used_at, user_id, bool(is_staff), codes)
+
+
+def token_use_is_stale(row: TokenHolder) -> bool:
     return row.last_used_at is None or utcnow() - row.last_used_at >= TOKEN_USE_GRANULARITY
 
 

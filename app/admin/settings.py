@@ -620,9 +620,14 @@ def get_setting(key: str) -> object:
         return definition.default  # a stored value of the wrong type never breaks a page
 
 
+# Built once (a statement object keeps its cache key); plain rows, no ORM objects: every
+# availability request reads the settings.
+_STORED = db.select(OrgSetting.key, OrgSetting.value)
+
+
 def all_settings() -> dict[str, object]:
     """Every setting's current value in one query."""
-    stored = {row.key: row.value for row in db.session.scalars(db.select(OrgSetting))}
+    stored = dict(db.session.execute(_STORED).all())
     values = {}
     for key, definition in SETTINGS.items():
         try:

@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import or_, update
 
 from app.accounts.models import ApiToken, User
-from app.accounts.service import api_token, token_use_is_stale
+from app.accounts.service import TokenHolder, api_token, token_use_is_stale
 from app.api.errors import ApiError
 from app.database import begin_write
 from app.extensions import db, redis_client
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PUBLIC_ENDPOINTS = {"api.openapi"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REALM = 'Bearer realm="slotbook"'
+INVALID = "The API token is invalid, revoked, or its user is disabled."
 
 
 def _unauthorized(message: str, token_given: bool) -> ApiError:
@@ -45,7 +46,7 @@ def _bearer_token() -> str | None:
 
 
 def authenticate() -> None:
-    """Blueprint ``before_request``: set ``g.api_user`` from the bearer token or refuse (401).
+    """Blueprint ``before_request``: set ``g.api_caller`` from the bearer token or refuse (401).
 
     Authenticating only reads. Writing requests arrive in their writer transaction (the
     app's ``before_request`` opened it, SQLite ``BEGIN IMMEDIATE``); reads stay plain
@@ -57,15 +58,15 @@ def authenticate() -> None:
     token = _bearer_token()
     if token is None:
         raise _unauthorized("Send an API token as 'Authorization: Bearer <token>'.", False)
-    row = api_token(token)
-    if row is None:
+    holder = api_token(token)
+    if holder is None:
         db.session.rollback()
-        raise _unauthorized("The API token is invalid, revoked, or its user is disabled.", True)
-    if token_use_is_stale(row):
-        note_token_use(row.id)
+        raise _unauthorized(INVALID, True)
+    if token_use_is_stale(holder):
+        note_token_use(holder.token_id)
     if request.method in WRITE_METHODS:
         begin_write()  # already the writer transaction: this only checks it
-    g.api_user = row.user
+    g.api_caller = holder
 
 
 # --- when was a token last used -----------------------------------------------------------
@@ -117,5 +118,18 @@ def flush_token_uses() -> int:
     return len(uses)
 
 
+def api_caller() -> TokenHolder:
+    """Who the request's token speaks for: their id, whether staff, their permissions."""
+    return g.api_caller
+
+
 def api_user() -> User:
-    return g.api_user
+    """The caller as a user, loaded on first use: a route that only checks permissions
+    (availability) never needs the row, its role and the role's permissions as objects."""
+    user = g.get("api_user")
+    if user is None:
+        user = db.session.get(User, g.api_caller.user_id)
+        if user is None or not user.active:  # disabled since the token was checked
+            raise _unauthorized(INVALID, True)
+        g.api_user = user
+    return user

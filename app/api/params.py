@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.accounts.models import Group, Role, User
 from app.api.errors import ApiError
@@ -148,13 +148,17 @@ def json_object(allowed: Collection[str]) -> dict:
 # --- rows ---------------------------------------------------------------------------
 
 
+# Built once: a statement object keeps its cache key, so a request only binds the slug.
+_ACTIVE_TYPE = select(BookingType).where(
+    BookingType.slug == bindparam("slug"), BookingType.active.is_(True)
+)
+
+
 def booking_type(slug: object) -> BookingType:
     """An active booking type by slug; inactive ones are as unknown as missing ones."""
     if not isinstance(slug, str):
         raise bad("unknown_booking_type", "booking_type must be a booking type's slug.")
-    kind = db.session.scalars(
-        select(BookingType).where(BookingType.slug == slug, BookingType.active.is_(True))
-    ).one_or_none()
+    kind = db.session.scalars(_ACTIVE_TYPE, {"slug": slug}).one_or_none()
     if kind is None:
         raise bad("unknown_booking_type", f"No bookable booking type {slug!r}.")
     return kind

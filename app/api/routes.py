@@ -17,13 +17,13 @@ from sqlalchemy.orm import selectinload
 from app.accounts.models import User
 from app.accounts.permissions import Perm
 from app.api import params, schemas
-from app.api.auth import api_user, authenticate
+from app.api.auth import api_caller, api_user, authenticate
 from app.api.errors import ApiError, register_error_handlers
 from app.api.openapi import document
 from app.api.serializers import (
     booking_json,
     booking_type_json,
-    slot_json,
+    slots_json,
 )
 from app.bookings import learner as own_booking
 from app.bookings import policy, service
@@ -104,8 +104,8 @@ def booking_types():
 
 @bp.get("/availability")
 def availability():
-    actor = api_user()
-    if not (actor.is_staff and actor.can(Perm.BOOKINGS_CREATE)):
+    caller = api_caller()
+    if not (caller.is_staff and caller.can(Perm.BOOKINGS_CREATE)):
         raise ApiError(403, "forbidden", "Availability is for staff who may create bookings.")
     schemas.AvailabilityQuery.parse()  # each of booking_type, start, end, tz is required
     args = request.args
@@ -117,7 +117,7 @@ def availability():
     if "people" in args:
         people = params.staff_people(params.id_list(args["people"].split(","), "people"))
     slots = slots_for(kind, start, end, audience="staff", learner=learner, people=people)
-    return jsonify(slots=[slot_json(s, zone) for s in slots])
+    return jsonify(slots_json(slots, zone))
 
 
 @bp.get("/bookings")

@@ -53,9 +53,14 @@ def booking_type_json(kind: BookingType) -> dict:
     )
 
 
-def slot_json(slot: Slot, zone: ZoneInfo) -> dict:
-    return schemas.Slot.dump(
-        start=iso(slot.start, zone), end=iso(slot.end, zone), people=list(slot.people)
+def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> dict:
+    """The availability answer, checked against its model in one call for the whole list
+    (a model per slot cost more than computing the slots)."""
+    return schemas.SlotList.dump(
+        slots=[
+            {"start": iso(s.start, zone), "end": iso(s.end, zone), "people": list(s.people)}
+            for s in slots
+        ]
     )
 
 
