@@ -627,7 +627,8 @@ _STORED = db.select(OrgSetting.key, OrgSetting.value)
 
 def all_settings() -> dict[str, object]:
     """Every setting's current value in one query."""
-    stored = dict(db.session.execute(_STORED).all())
+    db.session.flush()  # settings changed in this transaction count (as the ORM's autoflush)
+    stored = dict(db.session.connection().execute(_STORED).all())
     values = {}
     for key, definition in SETTINGS.items():
         try:
