@@ -24,12 +24,13 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import groupby, repeat
-from operator import itemgetter
+from itertools import repeat
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import aliased, lazyload
 
 from app.accounts.models import User
 from app.bookings.models import Attendee, Booking, BookingType, Status
@@ -86,14 +87,16 @@ def user_for_token(token: str) -> User | None:
     """
     if not token.startswith(f"{TOKEN_PREFIX}_") or len(token) > 100:
         return None
-    row = db.session.scalars(select(FeedToken).where(FeedToken.token_hash == hash_token(token)))
-    row = row.one_or_none()
-    if row is None or not tokens_match(token, row.token_hash):
+    found = db.session.execute(
+        select(User, FeedToken.token_hash)
+        .join(FeedToken, FeedToken.user_id == User.id)
+        .where(FeedToken.token_hash == hash_token(token))
+        .options(lazyload(User.role))  # one statement: a feed needs no role or permissions
+    ).one_or_none()
+    if found is None or not tokens_match(token, found.token_hash):
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
-    return user
+    user = found[0]
+    return user if user.active else None
 
 
 # --- the feed ------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ def _listed(user: User, now: datetime):
 # time. The stamp is the booking's last change (updated, else created): the event's DTSTAMP.
 _ID, _SEQUENCE, _STATUS, _STAMP, _KIND, _OWNER_NAME, _OWNER_EMAIL, _OWNER_ZONE = range(8)
 _INGREDIENTS = 8
-_UID, _TITLE, _DESCRIPTION, _STARTS, _ENDS, _MODE, _DETAIL, _OWNER_ID = range(8, 16)
+_UID, _TITLE, _DESCRIPTION, _STARTS, _ENDS, _MODE, _DETAIL, _OWNER_ID, _PEOPLE = range(8, 17)
 
 
 def _ingredient_columns(read: BulkReader) -> tuple:
@@ -141,7 +144,44 @@ def _event_columns(read: BulkReader) -> tuple:
         Booking.location_mode,
         Booking.location_detail,
         Booking.owner_id,
+        _people(read),
     )
+
+
+def _people(read: BulkReader):
+    """Each booking's attendees' names, ", "-joined in the order they were added (a person's
+    name, else a guest's name, else their email, else "Guest"), as one column of the
+    bookings query: one aggregate per booking in SQL instead of a second statement and a row
+    per attendee to group in Python."""
+    person = aliased(User)  # the query's ``User`` is the booking's owner
+    shown = func.coalesce(
+        func.nullif(person.name, ""),
+        func.nullif(Attendee.name, ""),
+        func.nullif(Attendee.email, ""),
+        "Guest",
+    )
+    mine = Attendee.booking_id == Booking.id
+    if read.sqlite:
+        # group_concat takes the rows in the order the ordered subquery yields them (SQLite
+        # keeps a FROM subquery's ORDER BY under an order-sensitive aggregate).
+        ordered = (
+            select(shown.label("name"))
+            .select_from(Attendee)
+            .outerjoin(person, person.id == Attendee.user_id)
+            .where(mine)
+            .order_by(Attendee.id)
+            .correlate(Booking)
+            .subquery()
+        )
+        joined = select(func.group_concat(ordered.c.name, ", "))
+    else:
+        joined = (
+            select(func.string_agg(shown, aggregate_order_by(literal(", "), Attendee.id)))
+            .select_from(Attendee)
+            .outerjoin(person, person.id == Attendee.user_id)
+            .where(mine)
+        )
+    return func.coalesce(joined.scalar_subquery(), "")
 
 
 def _columns(user: User, now: datetime, columns: tuple) -> list[tuple]:
@@ -176,15 +216,10 @@ def current_etag(user: User, now: datetime | None = None) -> str:
 
 
 def load(user: User, now: datetime) -> list[FeedRow]:
-    """The rows the feed's events are written from (two queries: the bookings with their
-    type and owner; their attendees' names)."""
+    """The rows the feed's events are written from: one query (the bookings with their type,
+    owner and attendees' names)."""
     read = _reader()
-    columns = _columns(user, now, _ingredient_columns(read) + _event_columns(read))
-    return _feed_rows(columns, _people(user, now), read)
-
-
-def _write(user: User, now: datetime, columns: list[tuple], read: BulkReader) -> str:
-    return feed_writer.write_rows(user, _feed_rows(columns, _people(user, now), read))
+    return _feed_rows(_columns(user, now, _ingredient_columns(read) + _event_columns(read)), read)
 
 
 # --- built bodies, kept by ETag ------------------------------------------------------------
@@ -201,17 +236,16 @@ _CACHE_ERRORS = (RedisError, ConnectionError, TimeoutError, OSError)
 
 
 def answer(user: User, now: datetime | None = None) -> tuple[bytes, str]:
-    """The feed's body and ETag. The bookings' rows are read first (one query, which also
-    gives the ETag); a body kept under that ETag is sent as it is, else the attendees are
-    read, the feed written and kept. A feed built from scratch so runs two queries, not the
-    narrow ETag query as well."""
+    """The feed's body and ETag, from one query: the bookings' rows give the ETag; a body
+    kept under it is sent as it is, else the feed is written from the same rows and kept (a
+    feed built from scratch does not run the narrow ETag query as well)."""
     now = now or utcnow()
     read = _reader()
     columns = _columns(user, now, _ingredient_columns(read) + _event_columns(read))
     etag = _etag(user, columns[:_INGREDIENTS])
     body = _kept(etag)
     if body is None:
-        body = _write(user, now, columns, read).encode()
+        body = feed_writer.write_rows(user, _feed_rows(columns, read)).encode()
         _keep(etag, body)
     return body, etag
 
@@ -239,33 +273,12 @@ def _keep(etag: str, body: bytes) -> None:
 #
 # A feed may list thousands of bookings. Loading them as ORM objects with their attendees took
 # longer than writing the calendar, and so did building a record per booking and per attendee
-# (issue [14]); the feed reads plain rows in two queries and hands the writer one tuple per
-# event, its columns converted a column at a time, owners and types shared between events.
+# (issue [14]); the feed reads plain rows in one query (attendees' names aggregated in SQL)
+# and hands the writer one tuple per event, its columns converted a column at a time, owners
+# and types shared between events.
 
 
-def _people(user: User, now: datetime) -> dict[int, str]:
-    """Each listed booking's attendees' names, ", "-joined in the order they were added: a
-    person's name, else a guest's name, else their email, else "Guest"."""
-    shown = func.coalesce(
-        func.nullif(User.name, ""),
-        func.nullif(Attendee.name, ""),
-        func.nullif(Attendee.email, ""),
-        "Guest",
-    )
-    rows = db.session.connection().execute(
-        select(Attendee.booking_id, shown)
-        .outerjoin(User, User.id == Attendee.user_id)
-        .where(Attendee.booking_id.in_(select(Booking.id).where(_listed(user, now))))
-        .order_by(Attendee.booking_id, Attendee.id)
-    )
-    name = itemgetter(1)
-    return {
-        booking_id: ", ".join(map(name, group))
-        for booking_id, group in groupby(rows.all(), itemgetter(0))
-    }
-
-
-def _feed_rows(columns: list[tuple], people: dict[int, str], read: BulkReader) -> list[FeedRow]:
+def _feed_rows(columns: list[tuple], read: BulkReader) -> list[FeedRow]:
     """The writer's rows, built a column at a time (maps over C functions; the only Python
     call per row is the row itself)."""
     kinds = {name: _Kind(name) for name in set(columns[_KIND])}
@@ -285,7 +298,8 @@ def _feed_rows(columns: list[tuple], people: dict[int, str], read: BulkReader) -
     stamps = [None if value is None else read.one_instant(value) for value in columns[_STAMP]]
     return list(
         map(
-            FeedRow._make,
+            tuple.__new__,  # FeedRow._make without a Python call per row
+            repeat(FeedRow),
             zip(
                 columns[_ID],
                 columns[_UID],
@@ -300,7 +314,7 @@ def _feed_rows(columns: list[tuple], people: dict[int, str], read: BulkReader) -
                 stamps,
                 map(owners.get, columns[_OWNER_ID]),
                 map(kinds.__getitem__, columns[_KIND]),
-                map(people.get, columns[_ID], repeat("")),
+                columns[_PEOPLE],
                 strict=True,
             ),
         )
