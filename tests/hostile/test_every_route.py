@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from tests.accounts.conftest import changed_tables, db_state
+from tests.accounts.conftest import changed_tables, db_fingerprint
 from tests.conftest import csrf_from, login
 from tests.hostile.conftest import PARAM, Template
 
@@ -260,7 +260,7 @@ class Sender:
 def _check(sweep, sender: Sender, redis, sent: Sent, endpoint: str) -> str | None:
     """Send one request; the reason it failed, or None."""
     redis.flushdb()  # rate limits count every request; the sweep is not an abuser
-    before = db_state(sweep.app)
+    before = db_fingerprint(sweep.app)
     try:
         response = sender.send(sent)
     except Exception as exc:
@@ -270,7 +270,7 @@ def _check(sweep, sender: Sender, redis, sent: Sent, endpoint: str) -> str | Non
     if response.status_code >= 500 and not _readyz_unready(endpoint, response):
         return f"answered {response.status_code}"
     checked = sent.method == "GET" or sent.reads_hostile
-    if checked and (written := changed_tables(before, db_state(sweep.app))):
+    if checked and (written := changed_tables(before, db_fingerprint(sweep.app))):
         return f"answered {response.status_code} and wrote to {written}"
     return None
 
