@@ -54,14 +54,24 @@ def booking_type_json(kind: BookingType) -> dict:
 
 
 def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> dict:
-    """The availability answer, checked against its model in one call for the whole list
-    (a model per slot cost more than computing the slots)."""
-    return schemas.SlotList.dump(
-        slots=[
-            {"start": iso(s.start, zone), "end": iso(s.end, zone), "people": list(s.people)}
-            for s in slots
+    """The availability answer, checked against its response model in one call for the whole
+    list (a model per slot cost more than computing the slots). Each instant is written once:
+    on a grid one slot's end is often another's start."""
+    written: dict[datetime, str] = {}
+
+    def text(value: datetime) -> str:
+        found = written.get(value)
+        if found is None:
+            found = written[value] = iso(value, zone)
+        return found
+
+    answer = {
+        "slots": [
+            {"start": text(s.start), "end": text(s.end), "people": list(s.people)} for s in slots
         ]
-    )
+    }
+    schemas.SlotList.model_validate(answer)  # strings and ints: what is checked is what is sent
+    return answer
 
 
 def people_json(users: Sequence[User]) -> list[dict]:
