@@ -94,6 +94,19 @@ def write(user, bookings: Iterable) -> str:
 
 def write_rows(user, rows: Iterable[FeedRow]) -> str:
     """The whole feed of ``user`` listing ``rows``, in their order."""
+    return "".join(_pieces(user, rows))
+
+
+def write_rows_utf8(user, rows: Iterable[FeedRow]) -> bytes:
+    """:func:`write_rows` as UTF-8, the calendar's head encoded apart from the rest: the head
+    names the person (often beyond ASCII, and "–"), which would make the whole text a wide
+    string to encode, while the events are usually ASCII and encode as a plain copy."""
+    head, *rest = _pieces(user, rows)
+    return head.encode() + "".join(rest).encode()
+
+
+def _pieces(user, rows: Iterable[FeedRow]) -> list[str]:
+    """The feed's text in pieces: the calendar's head, its VTIMEZONEs, the events, the end."""
     base_url = ics._base_url()
     zones: dict[str | None, ZoneInfo] = {}  # owner's zone name -> the zone ics picks for it
     spans: dict[str, list[datetime]] = {}  # zone key -> [first start, last end]
@@ -117,7 +130,7 @@ def write_rows(user, rows: Iterable[FeedRow]) -> str:
     zone_texts = [
         _vtimezone_text(key, *_years(*spans[key])) for key in sorted(set(spans) - {"UTC"})
     ]
-    return "".join((head, *zone_texts, *events, "END:VCALENDAR\r\n"))
+    return [head, *zone_texts, *events, "END:VCALENDAR\r\n"]
 
 
 def _years(first: datetime, last: datetime) -> tuple[int, int]:

@@ -53,3 +53,17 @@ def test_a_feed_without_bookings_reads_no_rows(app, ann):
     with app.test_request_context():
         assert feeds.load(db.session.get(User, ann.id), utcnow()) == []
         db.session.rollback()
+
+
+def test_the_utf8_feed_is_the_text_feed_encoded():
+    """The served bytes (head encoded apart) are the text feed's UTF-8, awkward corpus too."""
+    from types import SimpleNamespace
+
+    from tests.notifications.test_feed_writer import _corpus
+
+    user = SimpleNamespace(id=1, name="Zoë Ørsted – 漢字")
+    for seed in range(3):
+        rows = [feed_writer.row_of(entry) for entry in _corpus(seed, 60)]
+        text = feed_writer.write_rows(user, rows)
+        assert feed_writer.write_rows_utf8(user, rows) == text.encode()
+    assert feed_writer.write_rows_utf8(user, []) == feed_writer.write_rows(user, []).encode()
