@@ -12,9 +12,20 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
-from operator import methodcaller
 
-from sqlalchemy import Date, DateTime, String, Time, event, inspect, text, type_coerce
+from sqlalchemy import (
+    Date,
+    DateTime,
+    String,
+    Text,
+    Time,
+    cast,
+    event,
+    func,
+    inspect,
+    text,
+    type_coerce,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -198,17 +209,18 @@ def lock_row(instance) -> None:
 # Availability and the Team calendar read thousands of timestamps per request; SQLAlchemy's
 # per-value converters were a sixth of that time.
 
-_AS_UTC = methodcaller("astimezone", UTC)
-
 
 class BulkReader:
     """Column expressions whose values the driver hands over without SQLAlchemy's per-value
     converters, and converters that turn a whole column at once (``map`` over a C function).
 
-    SQLite stores naive UTC text: instants are read as ``text || '+00:00'`` and parsed by
-    ``datetime.fromisoformat`` straight to aware UTC; times and dates by ``fromisoformat`` too.
-    PostgreSQL's driver already returns datetime objects in the session's zone; they are only
-    moved to UTC (the engine compares instants in UTC)."""
+    Instants are read as text of the UTC time plus ``+00:00`` and parsed by
+    ``datetime.fromisoformat`` straight to aware UTC datetimes (all sharing ``UTC``, so the
+    engine compares them without asking a zone for offsets). SQLite stores that text already;
+    PostgreSQL writes it (``timezone('UTC', t)::text``, ISO, the DateStyle psycopg requires
+    anyway), which costs its driver less than building a datetime in the session's zone that
+    is then moved to UTC. Times and dates: ``fromisoformat`` on SQLite's text; PostgreSQL's
+    driver already returns them as objects."""
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
@@ -216,7 +228,7 @@ class BulkReader:
     def instant(self, column):
         if self.sqlite:
             return type_coerce(column, String).concat("+00:00")
-        return type_coerce(column, DateTime(timezone=True))
+        return cast(func.timezone("UTC", column), Text).concat("+00:00")
 
     def clock(self, column):
         return type_coerce(column, String if self.sqlite else Time)
@@ -225,13 +237,13 @@ class BulkReader:
         return type_coerce(column, String if self.sqlite else Date)
 
     def instants(self, values: Iterable) -> Iterable[datetime]:
-        return map(datetime.fromisoformat if self.sqlite else _AS_UTC, values)
+        return map(datetime.fromisoformat, values)
 
     def clocks(self, values: Iterable) -> Iterable[time]:
         return map(time.fromisoformat, values) if self.sqlite else values
 
     def one_instant(self, value) -> datetime:
-        return datetime.fromisoformat(value) if self.sqlite else value.astimezone(UTC)
+        return datetime.fromisoformat(value)
 
     def one_clock(self, value) -> time:
         return time.fromisoformat(value) if self.sqlite else value
