@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import (
@@ -300,10 +301,11 @@ def load_context(
     per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     # Without a daily maximum nobody's day count matters: the holds alone, without their
     # bookings (the join costs a lookup per hold).
-    holds = connection.execute(
+    holds = _driver_rows(
+        connection,
         sql.holds if booking_type.max_per_day is None else sql.holds_counted,
         {**bounds, "kind": booking_type.id, "ignore": ignore_booking.id if ignore_booking else -1},
-    ).all()
+    )
     if holds:
         person_ids, starts, ends, counted = zip(*holds, strict=True)
         for person_id, h_start, h_end in zip(
@@ -320,10 +322,11 @@ def load_context(
     use_calendars = bool(settings["compute_availability"])
     if use_calendars:
         spans = _relevant_spans(working.values(), request)
-        blocks = connection.execute(
+        blocks = _driver_rows(
+            connection,
             _busy_statement(connection.dialect.name, len(spans)),
             {"ids": ids, **_busy_pieces(spans)},
-        ).all()
+        )
         if blocks:
             person_ids, starts, ends = zip(*blocks, strict=True)
             for person_id, b_start, b_end in zip(
@@ -345,6 +348,17 @@ def load_context(
         for p in people
     ]
     return Context(engine_people, request, problems)
+
+
+def _driver_rows(connection: Connection, statement: Select, values: dict) -> list[tuple]:
+    """Every row as the driver's own tuple, for the two statements that return thousands
+    (holds, busy blocks): a ``Row`` object per row cost ~5 ms at 200 agents x 8 weeks. The
+    columns need no converter (see :class:`BulkReader`), so nothing is skipped."""
+    result = connection.execute(statement, values)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 # Above this many separate spans the busy-block query keeps one range instead (a long range
