@@ -151,9 +151,9 @@ def as_bookings(rows: list[feed_writer.FeedRow]) -> list[SimpleNamespace]:
     ]
 
 
-def icalendar_rows(user, rows: list[feed_writer.FeedRow]) -> str:
+def icalendar_rows(user, rows: list[feed_writer.FeedRow]) -> bytes:
     """The old serialiser in the writer's place: records, then icalendar."""
-    return ics.feed_icalendar(user, as_bookings(rows))
+    return ics.feed_icalendar(user, as_bookings(rows)).encode()
 
 
 def _stats(values: list[float]) -> str:
@@ -222,13 +222,13 @@ def run(args, folder: str, redis_url: str) -> None:
 
     def old():
         forget()
-        feed_writer.write_rows = icalendar_rows
+        feed_writer.write_rows_utf8 = icalendar_rows
         try:
             return get()
         finally:
-            feed_writer.write_rows = new_writer
+            feed_writer.write_rows_utf8 = new_writer
 
-    new_writer = feed_writer.write_rows
+    new_writer = feed_writer.write_rows_utf8
     began = time.perf_counter()
     response = miss()
     first = time.perf_counter() - began
