@@ -21,8 +21,11 @@ For each size and range it times, interleaved in one loop (``--runs`` rounds, me
   SELECT statements the endpoint issued (captured from the driver, same parameters) on the
   request's connection, fetches every row and answers 204: the floor for "as fast as its own
   query";
-- **old**: the endpoint with ``load_context`` swapped for the copy of the code before issue
-  [14] (``bench/legacy_availability.py``), checked to answer the same slots.
+- **old**: the endpoint with the availability path as it was before issue [14]: the copy of
+  the old ``load_context`` (``bench/legacy_availability.py``), the people as ORM users
+  (``candidate_people``) and the garbage collector left running (``--old-loader-only`` swaps
+  the loader alone); checked to answer the same slots. The rest of the request (token,
+  booking type, settings, JSON) is today's in both.
 
 Prints endpoint ÷ bare and old ÷ endpoint per size, and the SQL statements per request.
 """
@@ -30,6 +33,7 @@ Prints endpoint ÷ bare and old ÷ endpoint per size, and the SQL statements per
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -180,6 +184,9 @@ def main() -> None:
     parser.add_argument("--weeks", default="1,4,8")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-old", action="store_true", help="skip the pre-[14] code path")
+    parser.add_argument(
+        "--old-loader-only", action="store_true", help="old: swap only load_context"
+    )
     parser.add_argument("--profile", metavar="SIZExWEEKS", help="cProfile 10 requests instead")
     parser.add_argument("--sort", default="tottime", help="cProfile order (e.g. cumulative)")
     parser.add_argument("--lines", type=int, default=25, help="cProfile lines printed")
@@ -222,10 +229,15 @@ def main() -> None:
 
     def old(size: int, weeks: int) -> list:
         availability.load_context = legacy_load_context
+        if not args.old_loader_only:
+            availability.candidates = availability.candidate_people
+            availability._collector_paused = contextlib.nullcontext
         try:
             return endpoint(size, weeks)
         finally:
             availability.load_context = current_load_context
+            availability.candidates = current_candidates
+            availability._collector_paused = current_pause
 
     def floor(key: str) -> None:
         response = client.get("/bench/bare", query_string={"key": key}, headers=headers)
@@ -242,6 +254,8 @@ def main() -> None:
         return slots, seen
 
     current_load_context = availability.load_context
+    current_candidates = availability.candidates
+    current_pause = availability._collector_paused
     endpoint(3, 1)  # records the token's first use, which a steady state does not repeat
     sizes = [int(s) for s in args.sizes.split(",")]
     ranges = [int(w) for w in args.weeks.split(",")]
