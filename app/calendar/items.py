@@ -41,7 +41,7 @@ def lane_cells(
         out.append(f'<td data-pick-url="{_e(url)}">' if url else "<td>")
         if cell:
             out.append('<ul class="pw-cell">')
-            out.extend(cal_item(seg, booking_base) for seg in cell)
+            out.extend(_item_html(seg, booking_base) for seg in cell)
             out.append("</ul>")
         out.append("</td>" + CELL_BREAK)
     return Markup("".join(out))  # noqa: S704 - items and the address are escaped above
@@ -49,6 +49,11 @@ def lane_cells(
 
 def cal_item(seg: Segment, booking_base: str, style: str = "") -> Markup:
     """The ``<li>`` of one segment (``style``: its grid placement in a time grid)."""
+    return Markup(_item_html(seg, booking_base, style))  # noqa: S704 - escaped in _parts
+
+
+def _item_html(seg: Segment, booking_base: str, style: str = "") -> str:
+    """:func:`cal_item` as plain text, for callers that join many items into one Markup."""
     it = seg.item
     parts = it.html
     if parts is None or parts[0] != booking_base:
@@ -56,8 +61,7 @@ def cal_item(seg: Segment, booking_base: str, style: str = "") -> Markup:
     _, head, colour, middle, tail = parts
     if style or colour:
         head = f'{head} style="{style}{colour}"'
-    html = f'{head}>{middle}{seg.time_label}</span> <span class="cal-title">{tail}'
-    return Markup(html)  # noqa: S704 - text fields escaped in _parts, the rest fixed words
+    return f'{head}>{middle}{seg.time_label}</span> <span class="cal-title">{tail}'
 
 
 def _parts(it: Item, booking_base: str) -> tuple[str, str, str, str]:

@@ -19,6 +19,7 @@ blocks.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -606,13 +607,18 @@ def _minutes(local: datetime) -> int:
     return local.hour * 60 + local.minute
 
 
+@lru_cache(maxsize=64)
+def _day_ends(days: tuple[Day, ...]) -> tuple[datetime, ...]:
+    return tuple(day.end for day in days)
+
+
 def _segments(item: Item, days: tuple[Day, ...], zone: ZoneInfo) -> list[tuple[int, Segment]]:
     """(day index, segment) for each shown day the item touches."""
     out = []
     local_start = local_end = None
-    for index, day in enumerate(days):  # days are in order: skip those before, stop after
-        if day.end <= item.start:
-            continue
+    # Days are in order: start at the first that ends after the item starts, stop after it.
+    for index in range(bisect_right(_day_ends(days), item.start), len(days)):
+        day = days[index]
         if day.start >= item.end:
             break
         all_day = item.start <= day.start and item.end >= day.end
