@@ -20,7 +20,8 @@ For each size and range it times, interleaved in one loop (``--runs`` rounds, me
 - **bare**: a request to a route that only this script registers, which replays the very
   SELECT statements the endpoint issued (captured from the driver, same parameters) on the
   request's connection, fetches every row and answers 204: the floor for "as fast as its own
-  query";
+  query" (with the garbage collector held while it fetches, as the endpoint holds it while
+  loading, so the floor is the SQL and the driver, not the collector);
 - **old**: the endpoint with the availability path as it was before issue [14]: the copy of
   the old ``load_context`` (``bench/legacy_availability.py``), the people as ORM users
   (``candidate_people``) and the garbage collector left running (``--old-loader-only`` swaps
@@ -201,8 +202,9 @@ def main() -> None:
         from flask import request
 
         conn = db.session.connection()
-        for statement, parameters in replay[request.args["key"]]:
-            conn.exec_driver_sql(statement, parameters).fetchall()
+        with current_pause():  # as the endpoint's loading: the floor pays no collector either
+            for statement, parameters in replay[request.args["key"]]:
+                conn.exec_driver_sql(statement, parameters).fetchall()
         return "", 204
 
     app.add_url_rule("/bench/bare", "bench_bare", bare)
