@@ -234,8 +234,9 @@ def load_context(
     datetimes converted a column at a time (:class:`_Reader`); the engine gets busy time as
     plain pairs. Calendar busy blocks that cannot touch anybody's working time inside the
     booking window (nights, weekends, beyond the horizon) are dropped by SQL, so they are
-    neither transferred nor converted. Holds are all read: they also count towards each
-    person's load and bookings per day.
+    neither transferred nor converted (:func:`_busy_statement`). Holds are all read: they
+    also count towards each person's load; their bookings are joined only when the type has a
+    daily maximum, the one use of the bookings per day.
     """
     now = now or utcnow()
     settings = all_settings()
