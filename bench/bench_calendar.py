@@ -8,9 +8,11 @@ each with its agent and a learner as attendees, a mix of statuses) and 4 externa
 blocks per agent per weekday (500 rows, some overlapping bookings so conflicts are drawn),
 plus the weeks either side so the range queries have something to skip. Then times whole
 requests through the WSGI app with Flask's test client, signed in as a booking manager:
-session, routing, the fixed number of queries, conflict detection, layout and Jinja. Wall
-time is the measure; CPU time of the process is printed too, because on a shared machine it
-shows the work done without the waiting for a core.
+session, routing, the fixed number of queries, conflict detection, layout and Jinja. The old
+path (``bench/legacy_calendar``: the queries, templates and pick-a-slot globals from before
+issue [14]) runs through the same route with the garbage collector left on, as the route was
+before it paused the collector. Wall time is the measure; CPU time of the process is printed
+too, because on a shared machine it shows the work done without the waiting for a core.
 """
 
 from __future__ import annotations
