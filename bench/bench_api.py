@@ -233,13 +233,13 @@ def main() -> None:
         availability.load_context = legacy_load_context
         if not args.old_loader_only:
             availability.candidates = availability.candidate_people
-            availability._collector_paused = contextlib.nullcontext
+            availability.collector_paused = contextlib.nullcontext
         try:
             return endpoint(size, weeks)
         finally:
             availability.load_context = current_load_context
             availability.candidates = current_candidates
-            availability._collector_paused = current_pause
+            availability.collector_paused = current_pause
 
     def floor(key: str) -> None:
         response = client.get("/bench/bare", query_string={"key": key}, headers=headers)
@@ -257,7 +257,7 @@ def main() -> None:
 
     current_load_context = availability.load_context
     current_candidates = availability.candidates
-    current_pause = availability._collector_paused
+    current_pause = availability.collector_paused
     endpoint(3, 1)  # records the token's first use, which a steady state does not repeat
     sizes = [int(s) for s in args.sizes.split(",")]
     ranges = [int(w) for w in args.weeks.split(",")]

@@ -175,7 +175,7 @@ def run(args, agent_count: int) -> None:
     url = f"/calendar?view=week&date={MONDAY.date().isoformat()}&scope=team"
     new_env, old_env = app.jinja_env, _old_environment(app)
     new_load = routes.load_calendar
-    new_pause = routes._collector_paused
+    new_pause = routes.collector_paused
 
     def get(headers=None) -> str:
         response = client.get(url, headers=headers or {})
@@ -184,13 +184,13 @@ def run(args, agent_count: int) -> None:
 
     def old(headers=None) -> str:
         routes.load_calendar = legacy.load_calendar
-        routes._collector_paused = contextlib.nullcontext  # the route ran with the collector on
+        routes.collector_paused = contextlib.nullcontext  # the route ran with the collector on
         app.__dict__["jinja_env"] = old_env
         try:
             return get(headers)
         finally:
             routes.load_calendar = new_load
-            routes._collector_paused = new_pause
+            routes.collector_paused = new_pause
             app.__dict__["jinja_env"] = new_env
 
     counts = {}

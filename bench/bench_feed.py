@@ -27,6 +27,7 @@ serialisers give the same bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -49,7 +50,7 @@ from app import create_app
 from app.accounts.service import create_user, ensure_roles
 from app.bookings.models import Attendee, Booking, BookingType
 from app.config import TestConfig
-from app.database import begin_write
+from app.database import begin_write, collector_paused
 from app.extensions import db, redis_client
 from app.notifications import feed_writer, feeds, ics
 
@@ -223,10 +224,12 @@ def run(args, folder: str, redis_url: str) -> None:
     def old():
         forget()
         feed_writer.write_rows_utf8 = icalendar_rows
+        feeds.collector_paused = contextlib.nullcontext  # the route ran with the collector on
         try:
             return get()
         finally:
             feed_writer.write_rows_utf8 = new_writer
+            feeds.collector_paused = collector_paused
 
     new_writer = feed_writer.write_rows_utf8
     began = time.perf_counter()
@@ -263,7 +266,8 @@ def run(args, folder: str, redis_url: str) -> None:
         entries = as_bookings(rows)
 
         def direct():
-            feed_writer.write_rows(user, rows)
+            with collector_paused():  # as a built answer writes
+                feed_writer.write_rows(user, rows)
 
         def icalendar_only():
             ics.feed_icalendar(user, entries)

@@ -8,10 +8,8 @@ booking's transaction, so what is offered and what is accepted can never disagre
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
@@ -46,7 +44,7 @@ from app.admin.settings import all_settings
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_STATUSES, BusyBlock
-from app.database import BulkReader, UTCDateTime, utcnow
+from app.database import BulkReader, UTCDateTime, collector_paused, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
 from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
@@ -62,24 +60,6 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return UTC_ZONE
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold CPython's cyclic garbage collector while rows become tuples and datetimes and the
-    engine sweeps them. Tens of thousands of allocations in a few milliseconds trigger its
-    collections, and the full ones walk every object of the process (the whole app): at 200
-    agents x 8 weeks they were two thirds of the request. What is allocated here forms no
-    cycles (reference counting frees it), so nothing is lost by collecting afterwards. Only the
-    outermost caller pauses and resumes (another thread resuming early merely collects)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 # --- who is considered (B6) ---------------------------------------------------------
@@ -549,7 +529,7 @@ def slots_for(
     chosen = list(people) if people is not None else candidates(booking_type, learner)
     if not chosen:
         return []
-    with _collector_paused():
+    with collector_paused():
         context = load_context(
             booking_type,
             chosen,

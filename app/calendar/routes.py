@@ -6,10 +6,6 @@ One URL serves the whole page and, for HTMX navigation, just the ``#calendar`` f
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from flask import Blueprint, abort, g, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -17,7 +13,7 @@ from app.accounts.permissions import Perm
 from app.calendar import setup
 from app.calendar.items import cal_item, lane_cells
 from app.calendar.queries import BadRequest, default_scope, load_calendar, parse_params
-from app.database import utcnow
+from app.database import collector_paused, utcnow
 from app.htmx import render, wants_fragment
 
 bp = Blueprint("calendar", __name__)
@@ -53,35 +49,13 @@ def _setup_checklist():
     return render_template("calendar/setup.html", steps=steps)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Run a block without CPython's cyclic garbage collector (issue [14]).
-
-    A 100-person Team week builds ~60,000 rows, items, segments and HTML pieces that live until
-    the page is written. Their allocations set off the collector, and about once a request a
-    full collection, which walks every object of the process (the app, SQLAlchemy, Jinja:
-    ~200,000 objects): measured, that one walk was 40-50 % of the request's CPU, and it
-    frees nothing, because these objects hold no cycles and reference counting frees them
-    when the request ends. The collector is switched back on afterwards (only if it was on:
-    a nested or concurrent pause leaves it to its owner) and collects as usual from there.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 @bp.get("/calendar")
 @login_required
 def index():
     checklist = _setup_checklist()
     if checklist is not None:
         return checklist
-    with _collector_paused():
+    with collector_paused():
         return _calendar()
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import aliased, lazyload
 
 from app.accounts.models import User
 from app.bookings.models import Attendee, Booking, BookingType, Status
-from app.database import BulkReader, utcnow
+from app.database import BulkReader, collector_paused, utcnow
 from app.extensions import db, redis_client
 from app.notifications import feed_writer
 from app.notifications.feed_writer import FeedRow
@@ -249,12 +249,13 @@ def answer(user: User, now: datetime | None = None) -> tuple[bytes, str]:
     feed built from scratch does not run the narrow ETag query as well)."""
     now = now or utcnow()
     read = _reader()
-    columns = _columns(user, now, _ingredient_columns(read) + _event_columns(read))
-    etag = _etag(user, columns[:_INGREDIENTS])
-    body = _kept(etag)
-    if body is None:
-        body = feed_writer.write_rows_utf8(user, _feed_rows(columns, read))
-        _keep(etag, body)
+    with collector_paused():  # thousands of rows and strings, none in a cycle
+        columns = _columns(user, now, _ingredient_columns(read) + _event_columns(read))
+        etag = _etag(user, columns[:_INGREDIENTS])
+        body = _kept(etag)
+        if body is None:
+            body = feed_writer.write_rows_utf8(user, _feed_rows(columns, read))
+            _keep(etag, body)
     return body, etag
 
 

@@ -530,3 +530,34 @@ def test_tokens_in_odd_paths_never_reach_the_access_log(app, client, factory, an
     assert len(access) >= 2, lines  # "//" is redirected (308) to the tidy path, then served
     assert all("[redacted]" in line for line in access)
     assert not [line for line in lines if token.removeprefix("feed_") in line]
+
+
+# --- the collector (issue [14]) ---------------------------------------------------------------
+
+
+def test_a_built_feed_is_written_with_the_collector_paused_and_it_is_on_after(
+    app, client, factory, ann, monkeypatch
+):
+    """Thousands of rows and strings, none in a cycle: the feed is read and written without
+    the cyclic collector, which is on again afterwards (app.database.collector_paused)."""
+    import gc
+
+    from app.notifications import feed_writer
+
+    factory.booking(None, factory.booking_type(), at(2), [ann])
+    _, path = _make_feed(client, ann.email)
+    seen = []
+    write = feed_writer.write_rows_utf8
+
+    def spying(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(feed_writer, "write_rows_utf8", spying)
+    try:
+        assert gc.isenabled()
+        assert app.test_client().get(path).status_code == 200
+        assert seen == [False]
+        assert gc.isenabled()
+    finally:
+        gc.enable()
