@@ -380,20 +380,29 @@ def teams_connection(app) -> None:
         db.session.commit()
 
 
+def process_env(
+    app, database_url: str, redis_url: str, instance_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a Slotbook process (web or worker) that a test starts: the test's
+    database, Redis, secret and encryption keys, and an instance folder of its own."""
+    return {
+        **os.environ,
+        "SLOTBOOK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
+        "SLOTBOOK_INSTANCE_DIR": str(instance_dir),
+        **extra,
+    }
+
+
 def run_burst_worker(
     app, database_url: str, redis_url: str, tmp_path: Path, **extra_env: str
 ) -> subprocess.CompletedProcess:
     """``python worker.py --burst`` as cron runs it, on the test's database, Redis and keys;
     it must succeed."""
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
-        **extra_env,
-    }
+    env = process_env(app, database_url, redis_url, tmp_path / "instance", **extra_env)
     done = subprocess.run(
         [sys.executable, "worker.py", "--burst"],
         cwd=PROJECT_ROOT,

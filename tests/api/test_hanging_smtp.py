@@ -9,7 +9,6 @@ once the server answers every message is delivered: nothing is lost.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.outbox import DONE, OutboxMessage
 from tests.api.conftest import london, winter_monday
+from tests.conftest import process_env
 from tests.fakes.holding_relay import HoldingRelay
 from tests.notifications.conftest import SmtpServer
 
@@ -66,19 +66,16 @@ def live_server(app):
 @contextmanager
 def worker_process(app, database_url, redis_url, smtp_port, tmp_path):
     """``python worker.py`` as deployed, sharing the test's database, Redis and keys."""
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "worker-instance"),
-        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp_port),
-        "MAIL_USE_TLS": "0",
-        "MAIL_USE_SSL": "0",
-    }
+    env = process_env(
+        app,
+        database_url,
+        redis_url,
+        tmp_path / "worker-instance",
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp_port),
+        MAIL_USE_TLS="0",
+        MAIL_USE_SSL="0",
+    )
     process = subprocess.Popen(
         [sys.executable, "worker.py"],
         cwd=PROJECT_ROOT,

@@ -9,7 +9,6 @@ feeds drip a byte every half second or never answer at all.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from app.config import PROJECT_ROOT
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, free_port, process_env
 from tests.connections.ics_server import FeedServer
 
 WEB_WORKERS = 4
@@ -108,18 +107,15 @@ def test_four_slow_feeds_being_linked_leave_book_answering(app, factory, databas
     logs.mkdir()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SLOTBOOK_ENV": "testing",
-        "SLOTBOOK_INSTANCE_DIR": str(tmp_path / "instance"),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": app.config["REDIS_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "SLOTBOOK_ENCRYPTION_KEYS": app.config["SLOTBOOK_ENCRYPTION_KEYS"],
-        "SLOTBOOK_ALLOW_PRIVATE_URLS": "1",  # the slow feeds listen on 127.0.0.1
-        "MAIL_SERVER": "",
-        "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
-    }
+    env = process_env(
+        app,
+        database_url,
+        app.config["REDIS_URL"],
+        tmp_path / "instance",
+        SLOTBOOK_ALLOW_PRIVATE_URLS="1",  # the slow feeds listen on 127.0.0.1
+        MAIL_SERVER="",
+        MAIL_OUTBOX_DIR=str(tmp_path / "mail"),
+    )
     gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(WEB_WORKERS)]
     gunicorn += ["--bind", f"127.0.0.1:{port}", "--timeout", "120", "wsgi:app"]
 
