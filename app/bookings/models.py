@@ -189,6 +189,10 @@ class Attendee(db.Model):
         UniqueConstraint("booking_id", "user_id", name="uq_attendees_booking_user"),
         UniqueConstraint("booking_id", "email", name="uq_attendees_booking_email"),
         CheckConstraint("(user_id IS NOT NULL) OR (email IS NOT NULL)", name="user_or_email"),
+        # A booking's attendees in the order they were added (feeds name them so), and the
+        # bookings a person attends (a feed lists them): see the migration b8d4f2a6c1e3.
+        Index("ix_attendees_booking_order", "booking_id", "id"),
+        Index("ix_attendees_user_id", "user_id"),
     )
 
     @property

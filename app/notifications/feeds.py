@@ -13,7 +13,8 @@ subscribed calendar drops an event that disappears from the feed, while several 
 Calendar clients poll feeds every few minutes to hours, so answering "nothing changed" must
 be cheap: the ETag is a hash of what the feed is made of (each booking's id, sequence,
 status and last change, plus the owner and type details its text uses), read by one narrow
-query, and ``If-None-Match`` gets a 304 without the feed being built. The events' DTSTAMP is
+query and two small ones (the types and owners, by id), and ``If-None-Match`` gets a 304
+without the feed being built. The events' DTSTAMP is
 the booking's last change, so the same inputs always give the same bytes. A rename of an
 attendee shows up at the booking's next change (attendee names are not part of the hash).
 """
@@ -24,13 +25,15 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import repeat
+from typing import NamedTuple
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import Select, and_, bindparam, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import aliased, lazyload
+from sqlalchemy.orm import lazyload
 
 from app.accounts.models import User
 from app.bookings.models import Attendee, Booking, BookingType, Status
@@ -102,23 +105,26 @@ def user_for_token(token: str) -> User | None:
 # --- the feed ------------------------------------------------------------------------------
 
 
-def _listed(user: User, now: datetime):
-    """The bookings a feed lists, as a SQL condition."""
-    attending = select(Attendee.booking_id).where(Attendee.user_id == user.id)
+def _listed():
+    """The bookings a feed lists, as a SQL condition on the parameters ``person`` (the feed's
+    owner) and ``since`` (the earliest end still listed)."""
+    person = bindparam("person")
+    attending = select(Attendee.booking_id).where(Attendee.user_id == person)
     return and_(
-        or_(Booking.owner_id == user.id, Booking.id.in_(attending)),
+        or_(Booking.owner_id == person, Booking.id.in_(attending)),
         Booking.status.in_([s.value for s in FEED_STATUSES]),
-        Booking.ends_at >= now - timedelta(days=PAST_DAYS),
+        Booking.ends_at >= bindparam("since"),
     )
 
 
 # A feed row's columns: first the ETag's ingredients (all the narrow query reads), then the
 # rest of what an event shows. Instants come as the driver hands them over (``BulkReader``:
 # text on SQLite), so the ETag hashes them as read and the feed converts them a column at a
-# time. The stamp is the booking's last change (updated, else created): the event's DTSTAMP.
-_ID, _SEQUENCE, _STATUS, _STAMP, _KIND, _OWNER_NAME, _OWNER_EMAIL, _OWNER_ZONE = range(8)
-_INGREDIENTS = 8
-_UID, _TITLE, _DESCRIPTION, _STARTS, _ENDS, _MODE, _DETAIL, _OWNER_ID, _PEOPLE = range(8, 17)
+# time. The stamp is the booking's last change: the event's DTSTAMP. Types and owners come
+# as ids: a feed names a handful of each, read once (``_Names``) rather than once per event.
+_ID, _SEQUENCE, _STATUS, _STAMP, _KIND_ID, _OWNER_ID = range(6)
+_INGREDIENTS = 6
+_UID, _TITLE, _DESCRIPTION, _STARTS, _ENDS, _MODE, _DETAIL, _PEOPLE = range(6, 14)
 
 
 def _ingredient_columns(read: BulkReader) -> tuple:
@@ -126,11 +132,9 @@ def _ingredient_columns(read: BulkReader) -> tuple:
         Booking.id,
         Booking.sequence,
         Booking.status,
-        read.instant(func.coalesce(Booking.updated_at, Booking.created_at)),
-        BookingType.name,
-        User.name,
-        User.email,
-        User.timezone,
+        read.instant(Booking.updated_at),
+        Booking.booking_type_id,
+        Booking.owner_id,
     )
 
 
@@ -143,7 +147,6 @@ def _event_columns(read: BulkReader) -> tuple:
         read.instant(Booking.ends_at),
         Booking.location_mode,
         Booking.location_detail,
-        Booking.owner_id,
         _people(read),
     )
 
@@ -152,10 +155,10 @@ def _people(read: BulkReader):
     """Each booking's attendees' names, ", "-joined in the order they were added (a person's
     name, else a guest's name, else their email, else "Guest"), as one column of the
     bookings query: one aggregate per booking in SQL instead of a second statement and a row
-    per attendee to group in Python."""
-    person = aliased(User)  # the query's ``User`` is the booking's owner
+    per attendee to group in Python. ``ix_attendees_booking_order`` hands each booking's
+    attendees over in that order, so SQLite does not sort them per booking."""
     shown = func.coalesce(
-        func.nullif(person.name, ""),
+        func.nullif(User.name, ""),
         func.nullif(Attendee.name, ""),
         func.nullif(Attendee.email, ""),
         "Guest",
@@ -168,7 +171,7 @@ def _people(read: BulkReader):
         ordered = (
             select(shown.label("name"))
             .select_from(Attendee)
-            .outerjoin(person, person.id == Attendee.user_id)
+            .outerjoin(User, User.id == Attendee.user_id)
             .where(mine)
             .order_by(Attendee.id)
             .correlate(Booking)
@@ -179,55 +182,90 @@ def _people(read: BulkReader):
         joined = (
             select(func.string_agg(shown, aggregate_order_by(literal(", "), Attendee.id)))
             .select_from(Attendee)
-            .outerjoin(person, person.id == Attendee.user_id)
+            .outerjoin(User, User.id == Attendee.user_id)
             .where(mine)
         )
     return func.coalesce(joined.scalar_subquery(), "")
 
 
-def _columns(user: User, now: datetime, columns: tuple) -> list[tuple]:
-    """The listed bookings' ``columns`` (with their type and owner), in the feed's order:
-    plain rows read on the Core connection, turned into one tuple per column."""
-    query = (
-        select(*columns)
-        .join(BookingType, BookingType.id == Booking.booking_type_id)
-        .outerjoin(User, User.id == Booking.owner_id)
-        .where(_listed(user, now))
-        .order_by(Booking.starts_at, Booking.id)
-    )
-    result = db.session.connection().execute(query)
+@lru_cache(maxsize=4)
+def _query(dialect: str, full: bool) -> Select:
+    """The feed's query, built once per database and shape so that SQLAlchemy finds its
+    compiled form by the statement's cached key: the ETag's ingredients, or everything."""
+    read = BulkReader(dialect)
+    columns = _ingredient_columns(read) + (_event_columns(read) if full else ())
+    return select(*columns).where(_listed()).order_by(Booking.starts_at, Booking.id)
+
+
+def _columns(user: User, now: datetime, full: bool) -> list[tuple]:
+    """The listed bookings' columns (see ``_query``), in the feed's order, as one tuple per
+    column."""
+    query = _query(db.session.connection().dialect.name, full)
+    values = {"person": user.id, "since": now - timedelta(days=PAST_DAYS)}
+    rows = _driver_rows(query, values)
+    return list(zip(*rows, strict=True)) or [()] * len(query.selected_columns)
+
+
+def _driver_rows(query: Select, values: dict) -> list[tuple]:
+    """The driver's own tuples, read on the Core connection. No column read here has a result
+    processor (instants come as BulkReader hands them over), and SQLAlchemy's Row per row,
+    then iterating Rows, cost a quarter as much again as the feed's query itself."""
+    result = db.session.connection().execute(query, values)
     try:
-        # The driver's own tuples: no column here has a result processor (instants are read
-        # as BulkReader hands them over), and SQLAlchemy's Row per row, then iterating Rows
-        # to turn them into columns, cost a quarter as much again as the query itself.
-        rows = result.cursor.fetchall()
+        return result.cursor.fetchall()
     finally:
         result.close()
-    return list(zip(*rows, strict=True)) or [()] * len(columns)
 
 
-def _etag(user: User, ingredients: list[tuple]) -> str:
+class _Names(NamedTuple):
+    """The booking types and owners a feed's events name, by id."""
+
+    kinds: dict[int, _Kind]
+    owners: dict[int, _Owner]
+
+
+_KINDS = select(BookingType.id, BookingType.name).where(
+    BookingType.id.in_(bindparam("ids", expanding=True))
+)
+_OWNERS = select(User.id, User.name, User.email, User.timezone).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _names(ingredients: list[tuple]) -> _Names:
+    """One small statement each for the feed's types and owners (none for an empty feed)."""
+    kind_ids = set(ingredients[_KIND_ID])
+    owner_ids = set(ingredients[_OWNER_ID]) - {None}
+    kinds = _driver_rows(_KINDS, {"ids": list(kind_ids)}) if kind_ids else []
+    owners = _driver_rows(_OWNERS, {"ids": list(owner_ids)}) if owner_ids else []
+    return _Names(
+        {kind_id: _Kind(name) for kind_id, name in kinds},
+        {owner_id: _Owner(*details) for owner_id, *details in owners},
+    )
+
+
+def _etag(user: User, ingredients: list[tuple], names: _Names) -> str:
     """A strong ETag over the feed's ingredients (see the module docstring), given as columns
-    and hashed in one piece: a digest update per row cost more than the query that read them."""
+    and hashed in one piece: a digest update per row cost more than the query that read them.
+    The types' and owners' details are hashed once each, sorted by id."""
     head = (FORMAT_VERSION, user.id, user.name, current_app.config["SLOTBOOK_BASE_URL"])
-    digest = hashlib.sha256(repr((head, ingredients)).encode())
+    named = (sorted(names.kinds.items()), sorted(names.owners.items()))
+    digest = hashlib.sha256(repr((head, ingredients, named)).encode())
     return f'"{digest.hexdigest()[:40]}"'
 
 
-def _reader() -> BulkReader:
-    return BulkReader(db.session.connection().dialect.name)
-
-
 def current_etag(user: User, now: datetime | None = None) -> str:
-    """The ETag the feed would have now, from one narrow query (no feed is built)."""
-    return _etag(user, _columns(user, now or utcnow(), _ingredient_columns(_reader())))
+    """The ETag the feed would have now, from the narrow query and the names (no feed is
+    built)."""
+    ingredients = _columns(user, now or utcnow(), full=False)
+    return _etag(user, ingredients, _names(ingredients))
 
 
 def load(user: User, now: datetime) -> list[FeedRow]:
-    """The rows the feed's events are written from: one query (the bookings with their type,
-    owner and attendees' names)."""
-    read = _reader()
-    return _feed_rows(_columns(user, now, _ingredient_columns(read) + _event_columns(read)), read)
+    """The rows the feed's events are written from: the bookings with their attendees'
+    names in one query, then their types and owners."""
+    columns = _columns(user, now, full=True)
+    return _feed_rows(columns, _names(columns))
 
 
 # --- built bodies, kept by ETag ------------------------------------------------------------
@@ -248,13 +286,13 @@ def answer(user: User, now: datetime | None = None) -> tuple[bytes, str]:
     kept under it is sent as it is, else the feed is written from the same rows and kept (a
     feed built from scratch does not run the narrow ETag query as well)."""
     now = now or utcnow()
-    read = _reader()
     with collector_paused():  # thousands of rows and strings, none in a cycle
-        columns = _columns(user, now, _ingredient_columns(read) + _event_columns(read))
-        etag = _etag(user, columns[:_INGREDIENTS])
+        columns = _columns(user, now, full=True)
+        names = _names(columns)
+        etag = _etag(user, columns[:_INGREDIENTS], names)
         body = _kept(etag)
         if body is None:
-            body = feed_writer.write_rows_utf8(user, _feed_rows(columns, read))
+            body = feed_writer.write_rows_utf8(user, _feed_rows(columns, names))
             _keep(etag, body)
     return body, etag
 
@@ -287,24 +325,9 @@ def _keep(etag: str, body: bytes) -> None:
 # and types shared between events.
 
 
-def _feed_rows(columns: list[tuple], read: BulkReader) -> list[FeedRow]:
+def _feed_rows(columns: list[tuple], names: _Names) -> list[FeedRow]:
     """The writer's rows, built a column at a time (maps over C functions; the only Python
     call per row is the row itself)."""
-    kinds = {name: _Kind(name) for name in set(columns[_KIND])}
-    owners = {
-        owner_id: _Owner(name, email, zone)
-        for owner_id, name, email, zone in set(
-            zip(
-                columns[_OWNER_ID],
-                columns[_OWNER_NAME],
-                columns[_OWNER_EMAIL],
-                columns[_OWNER_ZONE],
-                strict=True,
-            )
-        )
-        if owner_id is not None
-    }
-    stamps = [None if value is None else read.one_instant(value) for value in columns[_STAMP]]
     return list(
         map(
             tuple.__new__,  # FeedRow._make without a Python call per row
@@ -316,13 +339,13 @@ def _feed_rows(columns: list[tuple], read: BulkReader) -> list[FeedRow]:
                 columns[_STATUS],
                 columns[_TITLE],
                 columns[_DESCRIPTION],
-                read.instants(columns[_STARTS]),
-                read.instants(columns[_ENDS]),
+                BulkReader.instants(columns[_STARTS]),
+                BulkReader.instants(columns[_ENDS]),
                 columns[_MODE],
                 columns[_DETAIL],
-                stamps,
-                map(owners.get, columns[_OWNER_ID]),
-                map(kinds.__getitem__, columns[_KIND]),
+                BulkReader.instants(columns[_STAMP]),
+                map(names.owners.get, columns[_OWNER_ID]),
+                map(names.kinds.__getitem__, columns[_KIND_ID]),
                 columns[_PEOPLE],
                 strict=True,
             ),

@@ -47,3 +47,38 @@ def test_without_redis_the_feed_is_built_each_time(app, client, factory, ann):
     first = app.test_client().get(path)
     assert first.status_code == 200
     assert b"BEGIN:VEVENT" in first.get_data()
+
+
+def test_renaming_the_type_or_the_owner_gives_a_new_etag_and_body(app, client, factory, redis):
+    """A feed reads its types and owners once, apart from the bookings' rows: their details
+    are still part of the ETag, so a kept body never outlives a rename shown in its text."""
+    from app.accounts.models import User
+    from app.bookings.models import BookingType
+    from app.database import begin_write
+    from app.extensions import db
+
+    ann = factory.user("agent", email="ann@example.test", name="Ann Agent")
+    bob = factory.user("agent", email="bob@example.test", name="Bob Owner")
+    kind = factory.booking_type(name="Observation")
+    factory.booking(None, kind, at(2), [bob, ann])  # held by Bob, Ann attends
+    _, path = _make_feed(client, ann.email)
+    feeds = app.test_client()
+    tags = [feeds.get(path).headers["ETag"]]
+
+    def rename(model, row_id: int, **values) -> bytes:
+        with app.app_context():
+            begin_write()
+            for name, value in values.items():
+                setattr(db.session.get(model, row_id), name, value)
+            db.session.commit()
+        answer = feeds.get(path, headers={"If-None-Match": tags[-1]})
+        assert answer.status_code == 200, values
+        assert answer.headers["ETag"] not in tags
+        tags.append(answer.headers["ETag"])
+        return answer.get_data()
+
+    assert b"Gateway review" in rename(BookingType, kind.id, name="Gateway review")
+    assert b"Robert Owner" in rename(User, bob.id, name="Robert Owner")
+    assert b"robert@example.test" in rename(User, bob.id, email="robert@example.test")
+    assert b"TZID=America/New_York" in rename(User, bob.id, timezone="America/New_York")
+    assert feeds.get(path, headers={"If-None-Match": tags[-1]}).status_code == 304

@@ -67,3 +67,35 @@ def test_the_utf8_feed_is_the_text_feed_encoded():
         text = feed_writer.write_rows(user, rows)
         assert feed_writer.write_rows_utf8(user, rows) == text.encode()
     assert feed_writer.write_rows_utf8(user, []) == feed_writer.write_rows(user, []).encode()
+
+
+def test_the_feed_query_reads_attendees_through_their_indexes(app, factory, ann):
+    """The bookings a person attends come from ``ix_attendees_user_id`` (without it, every
+    attendee row of the organisation is read on each feed request); on SQLite each booking's
+    attendees come from ``ix_attendees_booking_order`` already in the order they were added
+    (PostgreSQL may take either index on the booking and sorts the few rows itself).
+    Sequential scans are switched off on PostgreSQL, as a table of a few rows would prefer one."""
+    from sqlalchemy import event
+
+    factory.booking(None, factory.booking_type(), at(2), [ann])
+    with app.test_request_context():
+        engine = db.engine
+        seen = []
+        listener = lambda *args: seen.append((args[2], args[3]))  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            feeds.load(db.session.get(User, ann.id), utcnow())
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        statement, parameters = next((s, p) for s, p in seen if "FROM bookings" in s)
+        connection = db.session.connection()
+        sqlite = engine.dialect.name == "sqlite"
+        if not sqlite:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        plan = connection.exec_driver_sql(explain + statement, parameters)
+        details = " ".join(str(row[-1]) for row in plan)
+        db.session.rollback()
+    assert "ix_attendees_user_id" in details, details
+    if sqlite:
+        assert "ix_attendees_booking_order" in details, details
