@@ -56,20 +56,21 @@ def booking_type_json(kind: BookingType) -> dict:
 def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> dict:
     """The availability answer, checked against its response model in one call for the whole
     list (a model per slot cost more than computing the slots). Each instant is written once:
-    on a grid one slot's end is often another's start."""
+    on a grid one slot's end is often another's start (one loop, no call per instant)."""
     written: dict[datetime, str] = {}
-
-    def text(value: datetime) -> str:
-        found = written.get(value)
-        if found is None:
-            found = written[value] = iso(value, zone)
-        return found
-
-    answer = {
-        "slots": [
-            {"start": text(s.start), "end": text(s.end), "people": list(s.people)} for s in slots
-        ]
-    }
+    found = written.get
+    out = []
+    add = out.append
+    for slot in slots:
+        start, end = slot.start, slot.end
+        start_text = found(start)
+        if start_text is None:
+            start_text = written[start] = start.astimezone(zone).isoformat()
+        end_text = found(end)
+        if end_text is None:
+            end_text = written[end] = end.astimezone(zone).isoformat()
+        add({"start": start_text, "end": end_text, "people": list(slot.people)})
+    answer = {"slots": out}
     schemas.SlotList.model_validate(answer)  # strings and ints: what is checked is what is sent
     return answer
 

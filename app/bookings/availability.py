@@ -8,24 +8,23 @@ booking's transaction, so what is offered and what is accepted can never disagre
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache, lru_cache
+from functools import cache
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     Select,
-    and_,
+    String,
+    TextClause,
     bindparam,
     case,
-    false,
-    literal_column,
     null,
     select,
-    union_all,
+    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import selectinload
@@ -43,12 +42,13 @@ from app.accounts.models import (
 from app.admin.settings import all_settings
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.connections.freshness import stale_people
-from app.connections.models import BLOCKING_STATUSES, BusyBlock
-from app.database import BulkReader, UTCDateTime, collector_paused, utcnow
+from app.connections.models import BLOCKING_SQL
+from app.database import BulkReader, collector_paused, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
 from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
+from app.sql_values import id_list, instant_text, member
 
 Audience = Literal["public", "staff"]
 UTC_ZONE = ZoneInfo("UTC")
@@ -228,8 +228,9 @@ def load_context(
     read = _Reader(connection.dialect.name)
     zones = {p.id: _zone(p.timezone) for p in people}
 
-    sql = _statements(connection.dialect.name)
-    bounds = {"ids": ids, "lo": lo, "hi": hi}
+    dialect = connection.dialect.name
+    sql = _statements(dialect)
+    bounds = {"ids": id_list(dialect, ids), "lo": lo, "hi": hi}
 
     weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     rules = connection.execute(sql.rules, bounds).all()
@@ -240,7 +241,7 @@ def load_context(
         ):
             weekly[user_id][weekday].append((t0, t1))
     overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
-    days = {"ids": ids, "first": (lo - _ONE_DAY).date(), "last": (hi + _ONE_DAY).date()}
+    days = {"ids": bounds["ids"], "first": (lo - _ONE_DAY).date(), "last": (hi + _ONE_DAY).date()}
     for user_id, day, t0, t1 in connection.execute(sql.overrides, days):
         ranges = overrides[user_id][read.one_day(day)]
         if t0 is not None and t1 is not None:
@@ -250,17 +251,26 @@ def load_context(
         time_off[user_id].append(Interval(read.one_instant(t0), read.one_instant(t1)))
 
     default_week = organisation_week(settings)
-    working = {
-        p.id: WorkingHours(
-            zone=zones[p.id],
-            weekly={day: tuple(r) for day, r in weekly[p.id].items()}
-            if p.id in weekly
-            else default_week,
-            overrides={day: tuple(r) for day, r in overrides[p.id].items()},
-            time_off=tuple(time_off[p.id]),
-        )
-        for p in people
-    }
+    # People with the same zone and week and no override or time off share one (immutable)
+    # WorkingHours: a team's members mostly do, and each one is checked when it is built.
+    shared: dict[tuple, WorkingHours] = {}
+    working: dict[int, WorkingHours] = {}
+    for p in people:
+        own = weekly.get(p.id)
+        week = {day: tuple(r) for day, r in own.items()} if own else default_week
+        if p.id in overrides or p.id in time_off:
+            working[p.id] = WorkingHours(
+                zone=zones[p.id],
+                weekly=week,
+                overrides={day: tuple(r) for day, r in overrides[p.id].items()},
+                time_off=tuple(time_off[p.id]),
+            )
+            continue
+        key = (zones[p.id], tuple(week.items()) if own else None)
+        hours = shared.get(key)
+        if hours is None:
+            hours = shared[key] = WorkingHours(zone=zones[p.id], weekly=week)
+        working[p.id] = hours
     threshold = settings["slot_availability_percentage"] / 100 if group_threshold else 1.0
     request = SlotRequest(
         start=start,
@@ -278,7 +288,7 @@ def load_context(
     )
 
     busy: dict[int, list[Pair]] = defaultdict(list)
-    load: dict[int, int] = defaultdict(int)
+    load: Counter[int] = Counter()
     per_day: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     # Without a daily maximum nobody's day count matters: the holds alone, without their
     # bookings (the join costs a lookup per hold).
@@ -289,15 +299,15 @@ def load_context(
     )
     if holds:
         person_ids, starts, ends, counted = zip(*holds, strict=True)
-        for person_id, h_start, h_end in zip(
-            person_ids, read.instants(starts), read.instants(ends), strict=True
-        ):
-            busy[person_id].append((h_start, h_end))
-            load[person_id] += 1
-        for person_id, b_start in zip(person_ids, counted, strict=True):
-            if b_start is not None:
-                day = read.one_instant(b_start).astimezone(zones[person_id]).date()
-                per_day[person_id][day] += 1
+        pairs = zip(read.instants(starts), read.instants(ends), strict=True)
+        for person_id, pair in zip(person_ids, pairs, strict=True):
+            busy[person_id].append(pair)
+        load.update(person_ids)
+        if booking_type.max_per_day is not None:
+            for person_id, b_start in zip(person_ids, counted, strict=True):
+                if b_start is not None:
+                    day = read.one_instant(b_start).astimezone(zones[person_id]).date()
+                    per_day[person_id][day] += 1
     # "Compute availability from calendars" off: linked calendars are still synced and shown
     # on the calendar, but neither their busy time nor their staleness decides any slot.
     use_calendars = bool(settings["compute_availability"])
@@ -305,15 +315,14 @@ def load_context(
         spans = _relevant_spans(working.values(), request)
         blocks = _driver_rows(
             connection,
-            _busy_statement(connection.dialect.name, len(spans)),
-            {"ids": ids, **_busy_pieces(spans)},
+            _busy_statement(dialect),
+            {"ids": bounds["ids"], "pieces": _busy_pieces(spans, dialect)},
         )
         if blocks:
             person_ids, starts, ends = zip(*blocks, strict=True)
-            for person_id, b_start, b_end in zip(
-                person_ids, read.instants(starts), read.instants(ends), strict=True
-            ):
-                busy[person_id].append((b_start, b_end))
+            pairs = zip(read.instants(starts), read.instants(ends), strict=True)
+            for person_id, pair in zip(person_ids, pairs, strict=True):
+                busy[person_id].append(pair)
 
     interval = timedelta(minutes=int(settings["cache_update_interval_minutes"]))
     problems = stale_people(ids, now, interval) if use_calendars else {}
@@ -394,9 +403,8 @@ class _Statements:
 @cache
 def _statements(dialect: str) -> _Statements:
     read = _Reader(dialect)
-    ids = bindparam("ids", expanding=True)
     held = (
-        Hold.person_id.in_(ids),
+        member(Hold.person_id, dialect),
         Hold.active.is_(True),
         Hold.starts_at < bindparam("hi"),
         Hold.ends_at > bindparam("lo"),
@@ -408,21 +416,21 @@ def _statements(dialect: str) -> _Statements:
             WorkingHoursRule.weekday,
             read.clock(WorkingHoursRule.start_time),
             read.clock(WorkingHoursRule.end_time),
-        ).where(WorkingHoursRule.user_id.in_(ids)),
+        ).where(member(WorkingHoursRule.user_id, dialect)),
         overrides=select(
             DateOverride.user_id,
             read.day(DateOverride.day),
             read.clock(DateOverride.start_time),
             read.clock(DateOverride.end_time),
         ).where(
-            DateOverride.user_id.in_(ids),
+            member(DateOverride.user_id, dialect),
             DateOverride.day >= bindparam("first"),
             DateOverride.day <= bindparam("last"),
         ),
         time_off=select(
             TimeOff.user_id, read.instant(TimeOff.starts_at), read.instant(TimeOff.ends_at)
         ).where(
-            TimeOff.user_id.in_(ids),
+            member(TimeOff.user_id, dialect),
             TimeOff.starts_at < bindparam("hi"),
             TimeOff.ends_at > bindparam("lo"),
         ),
@@ -448,64 +456,64 @@ def _statements(dialect: str) -> _Statements:
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
-def _busy_pieces(spans: Sequence[Pair]) -> dict[str, datetime]:
-    """Bind values of :func:`_busy_statement` for sorted, disjoint ``spans``.
+def _busy_pieces(spans: Sequence[Pair], dialect: str) -> str:
+    """The ``pieces`` value of :func:`_busy_statement` for sorted, disjoint ``spans``: one
+    JSON array of ``[g, s, e]`` triples of instants as their database compares them.
 
     The pieces ``[e(n-1), e(n))`` (the first from :data:`_EARLIEST`) tile time up to the last
     span's end, so each busy block starts inside exactly one piece; it meets a span exactly
     when it ends after the start of its own piece's span (a block starting in piece n cannot
     meet an earlier span, and one meeting a later span also meets span n). Each block is
     found once, by an index range scan on its start, instead of testing every block of a
-    person against every span."""
-    values: dict[str, datetime] = {}
-    previous = _EARLIEST
-    for n, (span_start, span_end) in enumerate(spans):
-        values[f"g{n}"], values[f"s{n}"], values[f"e{n}"] = previous, span_start, span_end
-        previous = span_end
-    return values
+    person against every span. No spans: ``[]``, and the statement finds nothing."""
+    sqlite = dialect == "sqlite"
+    triples = []
+    previous = instant_text(_EARLIEST, sqlite)
+    for span_start, span_end in spans:
+        end = instant_text(span_end, sqlite)
+        triples.append(f'["{previous}","{instant_text(span_start, sqlite)}","{end}"]')
+        previous = end
+    return "[" + ",".join(triples) + "]"
 
 
-@lru_cache(maxsize=64)
-def _busy_statement(dialect: str, spans: int) -> Select:
-    """Blocking busy blocks of ``ids`` meeting one of ``spans`` spans, bound as pieces
-    g0/s0/e0, g1/s1/e1… (see :func:`_busy_pieces`); nothing when there are none: the
-    statement still runs, so the count stays constant.
+# The pieces as a derived table (JSON read by SQLite's json_each, 3.38+ for ->>, or
+# PostgreSQL's json_array_elements), the people as one value (as app.sql_values binds them).
+_BUSY_PARTS = {
+    "sqlite": {
+        "pieces": "SELECT value ->> 0 AS g, value ->> 1 AS s, value ->> 2 AS e "
+        "FROM json_each(:pieces)",
+        "people": "b.person_id IN (SELECT value FROM json_each(:ids))",
+        "instant": "b.{0} || '+00:00'",
+    },
+    "postgresql": {
+        "pieces": "SELECT CAST(p ->> 0 AS timestamptz) AS g, CAST(p ->> 1 AS timestamptz) AS s, "
+        "CAST(p ->> 2 AS timestamptz) AS e FROM json_array_elements(CAST(:pieces AS json)) AS p",
+        "people": "b.person_id = ANY(CAST(:ids AS integer[]))",
+        "instant": "CAST(timezone('UTC', b.{0}) AS TEXT) || '+00:00'",
+    },
+}
+
+
+@cache
+def _busy_statement(dialect: str) -> TextClause:
+    """Blocking busy blocks of ``ids`` meeting one of the spans given as ``pieces`` (see
+    :func:`_busy_pieces`), instants as text (as :class:`BulkReader` reads them). Its text
+    is fixed: two bound values, whatever the number of people and spans.
 
     The pieces are a small derived table joined to the blocks on ``person_id IN ids AND
     g <= starts_at < e AND ends_at > s``: one range of the partial index of blocking blocks
     (``ix_busy_blocks_blocking_period``) per person and piece. Its condition is repeated with
-    literal values, which SQLite needs to use a partial index at all."""
-    read = _Reader(dialect)
-    columns = (
-        BusyBlock.person_id,
-        read.instant(BusyBlock.starts_at),
-        read.instant(BusyBlock.ends_at),
-    )
-    if not spans:
-        return select(*columns).where(false())
-    parts = [
-        select(
-            bindparam(f"g{n}", type_=UTCDateTime).label("g"),
-            bindparam(f"s{n}", type_=UTCDateTime).label("s"),
-            bindparam(f"e{n}", type_=UTCDateTime).label("e"),
-        )
-        for n in range(spans)
-    ]
-    pieces = (union_all(*parts) if spans > 1 else parts[0]).subquery("pieces")
-    return (
-        select(*columns)
-        .select_from(pieces)
-        .join(
-            BusyBlock,
-            and_(
-                BusyBlock.person_id.in_(bindparam("ids", expanding=True)),
-                BusyBlock.starts_at >= pieces.c.g,
-                BusyBlock.starts_at < pieces.c.e,
-                BusyBlock.ends_at > pieces.c.s,
-            ),
-        )
-        .where(BusyBlock.status.in_([literal_column(f"'{s.value}'") for s in BLOCKING_STATUSES]))
-    )
+    literal values, which SQLite needs to use a partial index at all. ``CROSS JOIN`` keeps the
+    pieces the outer loop on SQLite, whose planner otherwise puts a table-valued function's
+    rows inside (a scan of every piece for each of a person's blocks)."""
+    parts = _BUSY_PARTS.get(dialect, _BUSY_PARTS["postgresql"])
+    instant = parts["instant"]
+    columns = f"b.person_id, {instant.format('starts_at')}, {instant.format('ends_at')}"
+    return text(
+        f"SELECT {columns} FROM ({parts['pieces']}) AS pieces "  # noqa: S608 (constants only)
+        f"CROSS JOIN busy_blocks AS b WHERE {parts['people']} AND b.starts_at >= pieces.g "
+        f"AND b.starts_at < pieces.e AND b.ends_at > pieces.s AND b.{BLOCKING_SQL}"
+    ).bindparams(bindparam("pieces", type_=String), bindparam("ids"))
 
 
 _Reader = BulkReader

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, select
 
 from app.admin.settings import get_setting
 from app.connections.models import Connection, LinkedCalendar
 from app.database import utcnow
 from app.extensions import db
+from app.sql_values import id_list, member
 
 STALE_AFTER_INTERVALS = 3
 
@@ -24,21 +26,24 @@ def sync_interval() -> timedelta:
     return timedelta(minutes=int(get_setting("cache_update_interval_minutes")))
 
 
-# Built once: a statement object keeps its cache key (availability runs this per request).
-_CALENDARS = (
-    select(
-        LinkedCalendar.person_id,
-        LinkedCalendar.name,
-        LinkedCalendar.last_synced_at,
-        Connection.needs_relink,
+@cache
+def _calendars(dialect: str) -> Select:
+    """Built once per database (a statement object keeps its cache key; availability runs
+    this per request), the ids bound as one value (:mod:`app.sql_values`)."""
+    return (
+        select(
+            LinkedCalendar.person_id,
+            LinkedCalendar.name,
+            LinkedCalendar.last_synced_at,
+            Connection.needs_relink,
+        )
+        .join(Connection, Connection.id == LinkedCalendar.connection_id)
+        .where(
+            member(LinkedCalendar.person_id, dialect),
+            LinkedCalendar.use_for_availability.is_(True),
+        )
+        .order_by(LinkedCalendar.id)
     )
-    .join(Connection, Connection.id == LinkedCalendar.connection_id)
-    .where(
-        LinkedCalendar.person_id.in_(bindparam("ids", expanding=True)),
-        LinkedCalendar.use_for_availability.is_(True),
-    )
-    .order_by(LinkedCalendar.id)
-)
 
 
 def stale_people(
@@ -51,7 +56,9 @@ def stale_people(
         return {}
     now = now or utcnow()
     limit = now - STALE_AFTER_INTERVALS * (interval if interval is not None else sync_interval())
-    rows = db.session.connection().execute(_CALENDARS, {"ids": ids})
+    connection = db.session.connection()
+    dialect = connection.dialect.name
+    rows = connection.execute(_calendars(dialect), {"ids": id_list(dialect, ids)})
     reasons: dict[int, str] = {}
     for person_id, name, synced_at, needs_relink in rows:
         if person_id in reasons:

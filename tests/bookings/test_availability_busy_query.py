@@ -2,7 +2,8 @@
 one of the spans it is given, on SQLite and PostgreSQL, through the partial index.
 
 The query joins "pieces" of time (from the end of one span to the end of the next) to the
-blocks by their start (``app.bookings.availability._busy_pieces``); these tests compare it with
+blocks by their start (``app.bookings.availability._busy_pieces``, one JSON value of every
+piece, and the people as one value too: ``app.sql_values``); these tests compare it with
 the plain definition (a blocking block of one of the people that meets some span) on edge
 cases (blocks from years ago, touching ends, blocks across several spans) and on random data.
 """
@@ -19,6 +20,7 @@ from app.bookings import availability
 from app.connections.models import BLOCKING_STATUSES, BusyBlock, BusyStatus
 from app.database import BulkReader, begin_write
 from app.extensions import db
+from app.sql_values import id_list
 
 pytestmark = pytest.mark.db
 
@@ -34,8 +36,8 @@ def _found(ids: list[int], spans: list[tuple[datetime, datetime]]) -> list[tuple
     connection = db.session.connection()
     dialect = connection.dialect.name
     rows = connection.execute(
-        availability._busy_statement(dialect, len(spans)),
-        {"ids": ids, **availability._busy_pieces(spans)},
+        availability._busy_statement(dialect),
+        {"ids": id_list(dialect, ids), "pieces": availability._busy_pieces(spans, dialect)},
     ).all()
     read = BulkReader(dialect)
     return sorted(

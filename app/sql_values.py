@@ -1,0 +1,46 @@
+"""Lists bound as ONE parameter, for the bulk reads of availability (issue [14]).
+
+``column IN (:ids)`` with an expanding parameter makes SQLAlchemy rewrite the statement's
+text and bind each id on every execution, so the statement differs with the number of people
+and its preparation costs time per id. Here a list is a single value instead: JSON text read
+by ``json_each`` on SQLite (3.38 or later) and an ``integer[]`` array on PostgreSQL. The
+statement's text is fixed, whatever the number of ids.
+
+Instants bound as text (:func:`instant_text`) are in the form each database compares them
+in: SQLite's stored naive UTC text, PostgreSQL's ISO with offset (read as ``timestamptz``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import Integer, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+
+def member(column, dialect: str, name: str = "ids"):
+    """``column`` is one of the ids bound as ``name`` (its value: :func:`id_list`)."""
+    if dialect == "sqlite":
+        values = func.json_each(bindparam(name, type_=String)).table_valued("value")
+        return column.in_(select(values.c.value))
+    return column == any_(bindparam(name, type_=ARRAY(Integer)))
+
+
+def id_list(dialect: str, ids: Iterable[int]):
+    """The value of a :func:`member` parameter. Ids are integers (``int`` refuses others)."""
+    if dialect == "sqlite":
+        return "[" + ",".join(map(str, map(int, ids))) + "]"
+    return [int(i) for i in ids]
+
+
+def instant_text(value: datetime, sqlite: bool) -> str:
+    """An aware instant as the text its database compares (naive ones are refused, as by
+    ``UTCDateTime``): SQLite ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, as stored), PostgreSQL ISO
+    8601 with ``+00:00``."""
+    if value.utcoffset() is None:
+        raise ValueError("naive datetime given where an aware one is required")
+    value = value.astimezone(UTC)
+    if sqlite:
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat()
