@@ -247,16 +247,29 @@ def _grid(shifts: Sequence[list[Pair]], q: _Query) -> list[datetime]:
     anchors: set[Pair] = set()
     for ranges in shifts:
         anchors.update(ranges)
-    points: set[datetime] = set()
+    runs: list[tuple[datetime, int]] = []  # (first point, number of points) per anchor
     for a, b in anchors:
         stop = b if b <= hi else hi + _TICK
         s = a
         if s < lo:
             s = a + -((a - lo) // step) * step  # first grid point at or after lo
-        while s < stop:
-            points.add(s)
-            s += step
-    return sorted(points)
+        if s < stop:
+            runs.append((s, -((s - stop) // step)))  # the points s + k * step < stop
+    if not runs:
+        return []
+    runs.sort()
+    offsets = [k * step for k in range(max(n for _, n in runs))]
+    # Shifts that do not overlap (the usual case: one per day) give runs in order that share
+    # no point, so their points are simply joined; otherwise they are merged as a set.
+    last = None
+    joined = True
+    for s, n in runs:
+        if last is not None and s <= last:
+            joined = False
+            break
+        last = s + offsets[n - 1]
+    points = [s + offset for s, n in runs for offset in offsets[:n]]
+    return points if joined else sorted(set(points))
 
 
 def _mark(
@@ -307,12 +320,46 @@ def find_slots(people: Sequence[Person], request: SlotRequest) -> list[Slot]:
     if not candidates:
         return []
     need = request.required(len(people))
-    hits: list[list[int]] = [[] for _ in candidates]
-    for person, ranges in zip(ordered, shifts, strict=True):
-        _mark(hits, candidates, person.id, _start_ranges(person, q, ranges))
-    duration = q.duration
-    return [
-        Slot(start, start + duration, tuple(ids))
-        for start, ids in zip(candidates, hits, strict=True)
-        if len(ids) >= need
+    starts = [
+        _start_ranges(person, q, ranges) for person, ranges in zip(ordered, shifts, strict=True)
     ]
+    return _offered(candidates, [p.id for p in ordered], starts, need, q.duration)
+
+
+def _offered(
+    candidates: list[datetime],
+    ids: list[int],
+    starts: list[list[Pair]],
+    need: int,
+    duration: timedelta,
+) -> list[Slot]:
+    """The slots at ``candidates`` where at least ``need`` of the people (``ids``, in the
+    order they are offered, each with their ranges of possible ``starts``) are free.
+
+    A sweep over the candidates' indices where someone's ranges begin or end: between two
+    such indices the same people are free, so their tuple is built once for the whole run of
+    candidates (not a list grown per candidate and person)."""
+    changes: dict[int, list[tuple[int, int]]] = {}
+    for position, ranges in enumerate(starts):
+        for lo, hi in ranges:
+            i = bisect_left(candidates, lo)
+            j = bisect_left(candidates, hi, i)
+            if i < j:
+                changes.setdefault(i, []).append((position, 1))
+                changes.setdefault(j, []).append((position, -1))
+    cuts = sorted(changes)
+    depth = [0] * len(ids)
+    free = 0  # ranges covering the current run (a person's ranges never overlap)
+    slots: list[Slot] = []
+    add = slots.append
+    for n, cut in enumerate(cuts[:-1]):
+        for position, delta in changes[cut]:
+            depth[position] += delta
+            free += delta
+        if free >= need:
+            people = tuple(
+                person for person, d in zip(ids, depth, strict=True) if d for _ in range(d)
+            )
+            for start in candidates[cut : cuts[n + 1]]:
+                add(Slot(start, start + duration, people))
+    return slots
