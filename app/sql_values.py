@@ -38,9 +38,10 @@ def instant_text(value: datetime, sqlite: bool) -> str:
     """An aware instant as the text its database compares (naive ones are refused, as by
     ``UTCDateTime``): SQLite ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, as stored), PostgreSQL ISO
     8601 with ``+00:00``."""
-    if value.utcoffset() is None:
-        raise ValueError("naive datetime given where an aware one is required")
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:  # the engine's instants are all in UTC already
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
     if sqlite:
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
     return value.isoformat()

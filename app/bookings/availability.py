@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import (
@@ -229,11 +229,16 @@ def load_context(
     zones = {p.id: _zone(p.timezone) for p in people}
 
     dialect = connection.dialect.name
-    sql = _statements(dialect)
-    bounds = {"ids": id_list(dialect, ids), "lo": lo, "hi": hi}
+    sql = _prepared(connection.dialect)
+    sqlite = dialect == "sqlite"
+    bounds = {
+        "ids": id_list(dialect, ids),
+        "lo": instant_text(lo, sqlite) if sqlite else lo,
+        "hi": instant_text(hi, sqlite) if sqlite else hi,
+    }
 
     weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    rules = connection.execute(sql.rules, bounds).all()
+    rules = _driver_rows(connection, sql["rules"], bounds)
     if rules:
         user_ids, weekdays, starts, ends = zip(*rules, strict=True)
         for user_id, weekday, t0, t1 in zip(
@@ -241,13 +246,16 @@ def load_context(
         ):
             weekly[user_id][weekday].append((t0, t1))
     overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
-    days = {"ids": bounds["ids"], "first": (lo - _ONE_DAY).date(), "last": (hi + _ONE_DAY).date()}
-    for user_id, day, t0, t1 in connection.execute(sql.overrides, days):
+    first, last = (lo - _ONE_DAY).date(), (hi + _ONE_DAY).date()
+    if sqlite:  # as SQLite stores dates
+        first, last = first.isoformat(), last.isoformat()
+    days = {"ids": bounds["ids"], "first": first, "last": last}
+    for user_id, day, t0, t1 in _driver_rows(connection, sql["overrides"], days):
         ranges = overrides[user_id][read.one_day(day)]
         if t0 is not None and t1 is not None:
             ranges.append((read.one_clock(t0), read.one_clock(t1)))
     time_off: dict[int, list[Interval]] = defaultdict(list)
-    for user_id, t0, t1 in connection.execute(sql.time_off, bounds):
+    for user_id, t0, t1 in _driver_rows(connection, sql["time_off"], bounds):
         time_off[user_id].append(Interval(read.one_instant(t0), read.one_instant(t1)))
 
     default_week = organisation_week(settings)
@@ -294,7 +302,7 @@ def load_context(
     # bookings (the join costs a lookup per hold).
     holds = _driver_rows(
         connection,
-        sql.holds if booking_type.max_per_day is None else sql.holds_counted,
+        sql["holds"] if booking_type.max_per_day is None else sql["holds_counted"],
         {**bounds, "kind": booking_type.id, "ignore": ignore_booking.id if ignore_booking else -1},
     )
     if holds:
@@ -315,7 +323,7 @@ def load_context(
         spans = _relevant_spans(working.values(), request)
         blocks = _driver_rows(
             connection,
-            _busy_statement(dialect),
+            sql["busy"],
             {"ids": bounds["ids"], "pieces": _busy_pieces(spans, dialect)},
         )
         if blocks:
@@ -340,11 +348,59 @@ def load_context(
     return Context(engine_people, request, problems)
 
 
-def _driver_rows(connection: Connection, statement: Select, values: dict) -> list[tuple]:
-    """Every row as the driver's own tuple, for the two statements that return thousands
-    (holds, busy blocks): a ``Row`` object per row cost ~5 ms at 200 agents x 8 weeks. The
-    columns need no converter (see :class:`BulkReader`), so nothing is skipped."""
-    result = connection.execute(statement, values)
+class _Prepared(NamedTuple):
+    """A loader statement compiled once for the driver: its text, the order of its
+    parameters (None: the driver takes them by name) and the values of its constant ones."""
+
+    sql: str
+    order: tuple[str, ...] | None
+    constants: dict
+
+
+def _prepare(statement: Select | TextClause, dialect: Dialect) -> _Prepared:
+    compiled = statement.compile(dialect=dialect)
+    constants = {
+        name: value
+        for name, value in compiled.construct_params(_check=False).items()
+        if value is not None
+    }
+    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    return _Prepared(str(compiled), order, constants)
+
+
+_PREPARED: dict[tuple, dict[str, _Prepared]] = {}
+
+
+def _prepared(dialect: Dialect) -> dict[str, _Prepared]:
+    """The loader's statements (:func:`_statements`, :func:`_busy_statement`) as driver SQL,
+    per database and driver: a request passes its values straight to the driver (as the
+    statements' values are already in the driver's form: ids and instants as text on SQLite)
+    instead of going through SQLAlchemy's compiled-statement cache and bind processing, which
+    cost more than running these small statements."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    found = _PREPARED.get(key)
+    if found is None:
+        sql = _statements(dialect.name)
+        statements = {
+            "rules": sql.rules,
+            "overrides": sql.overrides,
+            "time_off": sql.time_off,
+            "holds": sql.holds,
+            "holds_counted": sql.holds_counted,
+            "busy": _busy_statement(dialect.name),
+        }
+        found = _PREPARED[key] = {
+            name: _prepare(statement, dialect) for name, statement in statements.items()
+        }
+    return found
+
+
+def _driver_rows(connection: Connection, statement: _Prepared, values: dict) -> list[tuple]:
+    """Every row as the driver's own tuple: a ``Row`` object per row cost ~5 ms at 200
+    agents x 8 weeks. The columns need no converter (see :class:`BulkReader`)."""
+    values = {**statement.constants, **values}
+    parameters = values if statement.order is None else tuple(values[n] for n in statement.order)
+    result = connection.exec_driver_sql(statement.sql, parameters)
     try:
         return result.cursor.fetchall()
     finally:

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import compress
 
 from app.scheduling.intervals import (
     Interval,
@@ -349,17 +350,21 @@ def _offered(
                 changes.setdefault(j, []).append((position, -1))
     cuts = sorted(changes)
     depth = [0] * len(ids)
-    free = 0  # ranges covering the current run (a person's ranges never overlap)
+    free = 0  # ranges covering the current run
+    overlapping = False  # one person's ranges never overlap; if they did, count them twice
     slots: list[Slot] = []
     add = slots.append
     for n, cut in enumerate(cuts[:-1]):
         for position, delta in changes[cut]:
             depth[position] += delta
             free += delta
+            if depth[position] > 1:
+                overlapping = True
         if free >= need:
-            people = tuple(
-                person for person, d in zip(ids, depth, strict=True) if d for _ in range(d)
-            )
+            if overlapping:
+                people = tuple(p for p, d in zip(ids, depth, strict=True) for _ in range(d))
+            else:
+                people = tuple(compress(ids, depth))
             for start in candidates[cut : cuts[n + 1]]:
                 add(Slot(start, start + duration, people))
     return slots
