@@ -171,11 +171,22 @@ def _query(request: SlotRequest) -> _Query:
     )
 
 
-def _free_pairs(person: Person, q: _Query, shifts: list[Pair] | None = None) -> list[Pair]:
-    """Working ∩ window − busy padded by the new booking's buffers (merged pairs)."""
+def _free_pairs(
+    person: Person, q: _Query, shifts: list[Pair] | None = None, worked: dict | None = None
+) -> list[Pair]:
+    """Working ∩ window − busy padded by the new booking's buffers (merged pairs).
+
+    ``worked`` remembers working ∩ window per ``WorkingHours`` object for one query: the
+    members of a team mostly share theirs (the loader gives them the same object)."""
     if not person.available or not q.window:
         return []
-    free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
+    if worked is None:
+        free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
+    else:
+        free = worked.get(id(person.hours))
+        if free is None:
+            free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
+            worked[id(person.hours)] = free
     if not free or not (person.busy or person.busy_pairs):
         return free
     before, after = q.before, q.after
@@ -200,7 +211,9 @@ def _full_days(person: Person, limit: int) -> list[Pair]:
     return merge_pairs(s for s in spans if s[0] < s[1])
 
 
-def _start_ranges(person: Person, q: _Query, shifts: list[Pair] | None = None) -> list[Pair]:
+def _start_ranges(
+    person: Person, q: _Query, shifts: list[Pair] | None = None, worked: dict | None = None
+) -> list[Pair]:
     """Half-open ranges of instants at which a slot may start for this person.
 
     From each free piece ``[L, R)`` long enough, starts run over ``[L, R - duration]``; days
@@ -213,7 +226,7 @@ def _start_ranges(person: Person, q: _Query, shifts: list[Pair] | None = None) -
     duration = q.duration
     starts = [
         (lo, hi - duration + _TICK)
-        for lo, hi in _free_pairs(person, q, shifts)
+        for lo, hi in _free_pairs(person, q, shifts, worked)
         if hi - lo >= duration
     ]
     if starts and limit is not None and person.bookings_per_day:
@@ -225,9 +238,19 @@ def _start_ranges(person: Person, q: _Query, shifts: list[Pair] | None = None) -
 
 def _shifts(people: Sequence[Person], q: _Query) -> list[list[Pair]]:
     """Each person's shift ranges (grid anchors), computed once per query; none if unavailable."""
-    return [
-        shift_ranges(p.hours, q.start, q.end) if p.available and q.window else [] for p in people
-    ]
+    if not q.window:
+        return [[] for _ in people]
+    found: dict[int, list[Pair]] = {}  # per WorkingHours object: team members share theirs
+    out = []
+    for p in people:
+        if not p.available:
+            out.append([])
+            continue
+        ranges = found.get(id(p.hours))
+        if ranges is None:
+            ranges = found[id(p.hours)] = shift_ranges(p.hours, q.start, q.end)
+        out.append(ranges)
+    return out
 
 
 def _grid(shifts: Sequence[list[Pair]], q: _Query) -> list[datetime]:
@@ -321,8 +344,10 @@ def find_slots(people: Sequence[Person], request: SlotRequest) -> list[Slot]:
     if not candidates:
         return []
     need = request.required(len(people))
+    worked: dict[int, list[Pair]] = {}
     starts = [
-        _start_ranges(person, q, ranges) for person, ranges in zip(ordered, shifts, strict=True)
+        _start_ranges(person, q, ranges, worked)
+        for person, ranges in zip(ordered, shifts, strict=True)
     ]
     return _offered(candidates, [p.id for p in ordered], starts, need, q.duration)
 

@@ -9,7 +9,7 @@ of minutes, and checks every candidate start person by person, busy block by bus
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from functools import cache
@@ -388,6 +388,16 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 def test_find_slots_equals_the_brute_force_reference(case) -> None:
     people, request = case
     assert find_slots(people, request) == ref_find_slots(people, request)
+
+
+@SETTINGS
+@given(scenario())
+def test_people_sharing_one_working_hours_equal_the_reference(case) -> None:
+    """The loader hands a team's members one WorkingHours object, and the engine derives
+    shifts and working time once per object: shared, the answer is still the reference's."""
+    people, request = case
+    shared = [replace(p, hours=people[0].hours) for p in people]
+    assert find_slots(shared, request) == ref_find_slots(shared, request)
 
 
 @SETTINGS
