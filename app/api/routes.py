@@ -29,7 +29,7 @@ from app.bookings import learner as own_booking
 from app.bookings import policy, service
 from app.bookings.availability import slots_for
 from app.bookings.models import Attendee, Booking, BookingType
-from app.database import begin_write, collector_paused
+from app.database import begin_write
 from app.extensions import db
 from app.teams import attendance
 
@@ -116,14 +116,8 @@ def availability():
     people = None
     if "people" in args:
         people = params.staff_people(params.id_list(args["people"].split(","), "people"))
-    # Inside the collector pause of the loading (see collector_paused): the slots and their
-    # JSON are many young objects that reference counting frees, which a collection set off
-    # by their allocation would walk.
-    with collector_paused():
-        slots = slots_for(kind, start, end, audience="staff", learner=learner, people=people)
-        response = jsonify(slots_json(slots, zone))
-        del slots
-    return response
+    slots = slots_for(kind, start, end, audience="staff", learner=learner, people=people)
+    return jsonify(slots_json(slots, zone))
 
 
 @bp.get("/bookings")
