@@ -365,14 +365,15 @@ def _offered(
     A sweep over the candidates' indices where someone's ranges begin or end: between two
     such indices the same people are free, so their tuple is built once for the whole run of
     candidates (not a list grown per candidate and person)."""
-    changes: dict[int, list[tuple[int, int]]] = {}
+    # index -> the people whose range begins there (their position) or ends there (~position)
+    changes: dict[int, list[int]] = {}
     for position, ranges in enumerate(starts):
         for lo, hi in ranges:
             i = bisect_left(candidates, lo)
             j = bisect_left(candidates, hi, i)
             if i < j:
-                changes.setdefault(i, []).append((position, 1))
-                changes.setdefault(j, []).append((position, -1))
+                changes.setdefault(i, []).append(position)
+                changes.setdefault(j, []).append(~position)
     cuts = sorted(changes)
     depth = [0] * len(ids)
     free = 0  # ranges covering the current run
@@ -380,11 +381,15 @@ def _offered(
     slots: list[Slot] = []
     add = slots.append
     for n, cut in enumerate(cuts[:-1]):
-        for position, delta in changes[cut]:
-            depth[position] += delta
-            free += delta
-            if depth[position] > 1:
-                overlapping = True
+        for position in changes[cut]:
+            if position >= 0:
+                depth[position] += 1
+                free += 1
+                if depth[position] > 1:
+                    overlapping = True
+            else:
+                depth[~position] -= 1
+                free -= 1
         if free >= need:
             if overlapping:
                 people = tuple(p for p, d in zip(ids, depth, strict=True) for _ in range(d))
