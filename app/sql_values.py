@@ -3,7 +3,8 @@
 ``column IN (:ids)`` with an expanding parameter makes SQLAlchemy rewrite the statement's
 text and bind each id on every execution, so the statement differs with the number of people
 and its preparation costs time per id. Here a list is a single value instead: JSON text read
-by ``json_each`` on SQLite (3.38 or later) and an ``integer[]`` array on PostgreSQL. The
+by ``json_each`` on SQLite (JSON1: built in since 3.38, compiled in by distributions long
+before) and an ``integer[]`` array on PostgreSQL. The
 statement's text is fixed, whatever the number of ids.
 
 Instants bound as text (:func:`instant_text`) are in the form each database compares them

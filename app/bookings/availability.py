@@ -532,16 +532,19 @@ def _busy_pieces(spans: Sequence[Pair], dialect: str) -> str:
     return "[" + ",".join(triples) + "]"
 
 
-# The pieces as a table (JSON read by SQLite's json_each, 3.38+ for ->>, or PostgreSQL's
-# json_array_elements), the people as one value (as app.sql_values binds them). On SQLite
+# The pieces as a table (JSON read by SQLite's json_each, or PostgreSQL's
+# json_array_elements), the people as one value (as app.sql_values binds them). SQLite reads
+# them with json_extract rather than ``->>`` (3.38+), so the SQLite of older distributions
+# still runs it. On SQLite
 # the pieces are read through a MATERIALIZED common table: a plain subquery is flattened into
-# the join and each ``value ->> n`` evaluated again for every block tested (~50 % slower at
+# the join and each ``json_extract`` evaluated again for every block tested (~50 % slower at
 # 100 agents x 8 weeks than bound pieces; materialised, as fast). The table sits inside the
 # FROM so that the statement still starts with SELECT.
 _BUSY_PARTS = {
     "sqlite": {
-        "pieces": "(WITH p AS MATERIALIZED (SELECT value ->> 0 AS g, value ->> 1 AS s, "
-        "value ->> 2 AS e FROM json_each(:pieces)) SELECT g, s, e FROM p) AS pieces",
+        "pieces": "(WITH p AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS g, "
+        "json_extract(value, '$[1]') AS s, json_extract(value, '$[2]') AS e "
+        "FROM json_each(:pieces)) SELECT g, s, e FROM p) AS pieces",
         "people": "b.person_id IN (SELECT value FROM json_each(:ids))",
         "instant": "b.{0} || '+00:00'",
     },
