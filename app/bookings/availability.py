@@ -535,11 +535,10 @@ def _busy_pieces(spans: Sequence[Pair], dialect: str) -> str:
 # The pieces as a table (JSON read by SQLite's json_each, or PostgreSQL's
 # json_array_elements), the people as one value (as app.sql_values binds them). SQLite reads
 # them with json_extract rather than ``->>`` (3.38+), so the SQLite of older distributions
-# still runs it. On SQLite
-# the pieces are read through a MATERIALIZED common table: a plain subquery is flattened into
-# the join and each ``json_extract`` evaluated again for every block tested (~50 % slower at
-# 100 agents x 8 weeks than bound pieces; materialised, as fast). The table sits inside the
-# FROM so that the statement still starts with SELECT.
+# still runs it, through a MATERIALIZED common table (3.35+): a plain subquery is flattened
+# into the join and each ``json_extract`` evaluated again for every block tested (~50 %
+# slower at 100 agents x 8 weeks than bound pieces; materialised, as fast). The table sits
+# inside the FROM so that the statement still starts with SELECT.
 _BUSY_PARTS = {
     "sqlite": {
         "pieces": "(WITH p AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS g, "
