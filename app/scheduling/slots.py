@@ -17,7 +17,6 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import compress
 
 from app.scheduling.intervals import (
     Interval,
@@ -344,57 +343,13 @@ def find_slots(people: Sequence[Person], request: SlotRequest) -> list[Slot]:
     if not candidates:
         return []
     need = request.required(len(people))
-    worked: dict[int, list[Pair]] = {}
-    starts = [
-        _start_ranges(person, q, ranges, worked)
-        for person, ranges in zip(ordered, shifts, strict=True)
+    worked: dict[int, list[Pair]] = {}  # see _free_pairs
+    hits: list[list[int]] = [[] for _ in candidates]
+    for person, ranges in zip(ordered, shifts, strict=True):
+        _mark(hits, candidates, person.id, _start_ranges(person, q, ranges, worked))
+    duration = q.duration
+    return [
+        Slot(start, start + duration, tuple(ids))
+        for start, ids in zip(candidates, hits, strict=True)
+        if len(ids) >= need
     ]
-    return _offered(candidates, [p.id for p in ordered], starts, need, q.duration)
-
-
-def _offered(
-    candidates: list[datetime],
-    ids: list[int],
-    starts: list[list[Pair]],
-    need: int,
-    duration: timedelta,
-) -> list[Slot]:
-    """The slots at ``candidates`` where at least ``need`` of the people (``ids``, in the
-    order they are offered, each with their ranges of possible ``starts``) are free.
-
-    A sweep over the candidates' indices where someone's ranges begin or end: between two
-    such indices the same people are free, so their tuple is built once for the whole run of
-    candidates (not a list grown per candidate and person)."""
-    # index -> the people whose range begins there (their position) or ends there (~position)
-    changes: dict[int, list[int]] = {}
-    for position, ranges in enumerate(starts):
-        for lo, hi in ranges:
-            i = bisect_left(candidates, lo)
-            j = bisect_left(candidates, hi, i)
-            if i < j:
-                changes.setdefault(i, []).append(position)
-                changes.setdefault(j, []).append(~position)
-    cuts = sorted(changes)
-    depth = [0] * len(ids)
-    free = 0  # ranges covering the current run
-    overlapping = False  # one person's ranges never overlap; if they did, count them twice
-    slots: list[Slot] = []
-    add = slots.append
-    for n, cut in enumerate(cuts[:-1]):
-        for position in changes[cut]:
-            if position >= 0:
-                depth[position] += 1
-                free += 1
-                if depth[position] > 1:
-                    overlapping = True
-            else:
-                depth[~position] -= 1
-                free -= 1
-        if free >= need:
-            if overlapping:
-                people = tuple(p for p, d in zip(ids, depth, strict=True) for _ in range(d))
-            else:
-                people = tuple(compress(ids, depth))
-            for start in candidates[cut : cuts[n + 1]]:
-                add(Slot(start, start + duration, people))
-    return slots
