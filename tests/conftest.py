@@ -420,3 +420,32 @@ def at(day_offset: int = 1, hour: int = 10, minute: int = 0) -> datetime:
     """A UTC instant ``day_offset`` days from now at a fixed clock time."""
     base = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return base + timedelta(days=day_offset)
+
+
+def query_plan(run, statement_holds: str) -> str:
+    """The database's plan for the first statement ``run()`` sends whose text holds
+    ``statement_holds``: SQLite's ``EXPLAIN QUERY PLAN`` or PostgreSQL's ``EXPLAIN``, its
+    detail lines joined. Sequential scans are switched off on PostgreSQL for the EXPLAIN, as a
+    table of a few test rows would prefer one to any index. Call inside an app context."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    engine = db.engine
+    seen: list[tuple[str, object]] = []
+    listener = lambda *args: seen.append((args[2], args[3]))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    statement, parameters = next((s, p) for s, p in seen if statement_holds in s)
+    connection = db.session.connection()
+    sqlite = engine.dialect.name == "sqlite"
+    if not sqlite:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+    plan = connection.exec_driver_sql(explain + statement, parameters)
+    details = " ".join(str(row[-1]) for row in plan)
+    db.session.rollback()
+    return details

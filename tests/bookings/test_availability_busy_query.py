@@ -14,13 +14,14 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from app.bookings import availability
 from app.connections.models import BLOCKING_STATUSES, BusyBlock, BusyStatus
 from app.database import BulkReader, begin_write
 from app.extensions import db
 from app.sql_values import id_list
+from tests.conftest import query_plan
 
 pytestmark = pytest.mark.db
 
@@ -139,21 +140,7 @@ def test_blocks_are_read_through_the_partial_index(app):
     """The query must imply the partial index's condition, or neither database can use it:
     SQLite only when the query repeats the condition literally; PostgreSQL when it proves it
     (sequential scans are switched off here, as a table of a few rows would prefer one)."""
+    spans = [(_hours(9), _hours(17)), (_hours(33), _hours(41))]
     with app.app_context():
-        engine = db.engine
-        seen = []
-        listener = lambda *args: seen.append((args[2], args[3]))  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
-            _found([1, 2], [(_hours(9), _hours(17)), (_hours(33), _hours(41))])
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
-        statement, parameters = next((s, p) for s, p in seen if "busy_blocks" in s)
-        connection = db.session.connection()
-        explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
-        if engine.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        plan = connection.exec_driver_sql(explain + statement, parameters)
-        details = " ".join(str(row[-1]) for row in plan)
-        db.session.rollback()
-        assert "ix_busy_blocks_blocking_period" in details, details
+        details = query_plan(lambda: _found([1, 2], spans), "busy_blocks")
+    assert "ix_busy_blocks_blocking_period" in details, details

@@ -13,7 +13,7 @@ from app.bookings.models import Booking
 from app.database import utcnow
 from app.extensions import db
 from app.notifications import feed_writer, feeds
-from tests.conftest import at
+from tests.conftest import at, query_plan
 from tests.notifications.test_feeds import ann as ann  # the fixture
 
 pytestmark = pytest.mark.db
@@ -73,29 +73,12 @@ def test_the_feed_query_reads_attendees_through_their_indexes(app, factory, ann)
     """The bookings a person attends come from ``ix_attendees_user_id`` (without it, every
     attendee row of the organisation is read on each feed request); on SQLite each booking's
     attendees come from ``ix_attendees_booking_order`` already in the order they were added
-    (PostgreSQL may take either index on the booking and sorts the few rows itself).
-    Sequential scans are switched off on PostgreSQL, as a table of a few rows would prefer one."""
-    from sqlalchemy import event
-
+    (PostgreSQL may take either index on the booking and sorts the few rows itself)."""
     factory.booking(None, factory.booking_type(), at(2), [ann])
     with app.test_request_context():
-        engine = db.engine
-        seen = []
-        listener = lambda *args: seen.append((args[2], args[3]))  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
-            feeds.load(db.session.get(User, ann.id), utcnow())
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
-        statement, parameters = next((s, p) for s, p in seen if "FROM bookings" in s)
-        connection = db.session.connection()
-        sqlite = engine.dialect.name == "sqlite"
-        if not sqlite:
-            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-        plan = connection.exec_driver_sql(explain + statement, parameters)
-        details = " ".join(str(row[-1]) for row in plan)
-        db.session.rollback()
+        user = db.session.get(User, ann.id)
+        details = query_plan(lambda: feeds.load(user, utcnow()), "FROM bookings")
+        sqlite = db.engine.dialect.name == "sqlite"
     assert "ix_attendees_user_id" in details, details
     if sqlite:
         assert "ix_attendees_booking_order" in details, details
