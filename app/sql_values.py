@@ -14,7 +14,7 @@ in: SQLite's stored naive UTC text, PostgreSQL's ISO with offset (read as ``time
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Integer, String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -46,3 +46,26 @@ def instant_text(value: datetime, sqlite: bool) -> str:
     if sqlite:
         return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
     return value.isoformat()
+
+
+def instant_param(name: str, dialect: str):
+    """A bound instant compared with a stored one. On SQLite it is bound as the stored text
+    itself (its value: :func:`instant_value`), so no ``UTCDateTime`` converter runs on each
+    execution; PostgreSQL binds a datetime as the column's type does."""
+    return bindparam(name, type_=String) if dialect == "sqlite" else bindparam(name)
+
+
+def instant_value(value: datetime, dialect: str) -> datetime | str:
+    """The value of an :func:`instant_param`."""
+    return instant_text(value, sqlite=True) if dialect == "sqlite" else value
+
+
+def day_param(name: str, dialect: str):
+    """A bound date compared with a stored one: on SQLite its ISO text (as SQLite stores
+    dates), without a converter; PostgreSQL binds a date."""
+    return bindparam(name, type_=String) if dialect == "sqlite" else bindparam(name)
+
+
+def day_value(value: date, dialect: str) -> date | str:
+    """The value of a :func:`day_param`."""
+    return value.isoformat() if dialect == "sqlite" else value

@@ -48,3 +48,17 @@ def test_id_lists_are_integers_only():
     assert id_list("postgresql", (3, 1)) == [3, 1]
     with pytest.raises(ValueError):
         id_list("sqlite", ["1) OR 1=1 --"])
+
+
+def test_sqlite_day_text_is_what_a_date_column_stores():
+    from datetime import date
+
+    from sqlalchemy import Date
+
+    from app.sql_values import day_value
+
+    dialect = sqlite.dialect()
+    store = Date().dialect_impl(dialect).bind_processor(dialect)
+    for day in (date(1, 1, 1), date(2030, 3, 31), date(9999, 12, 31)):
+        assert day_value(day, "sqlite") == store(day)
+        assert day_value(day, "postgresql") == day

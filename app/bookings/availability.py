@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import (
@@ -48,7 +48,15 @@ from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
 from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
-from app.sql_values import id_list, instant_text, member
+from app.sql_values import (
+    day_param,
+    day_value,
+    id_list,
+    instant_param,
+    instant_text,
+    instant_value,
+    member,
+)
 
 Audience = Literal["public", "staff"]
 UTC_ZONE = ZoneInfo("UTC")
@@ -229,16 +237,16 @@ def load_context(
     zones = {p.id: _zone(p.timezone) for p in people}
 
     dialect = connection.dialect.name
-    sql = _prepared(connection.dialect)
-    sqlite = dialect == "sqlite"
+    sql = _statements(dialect)
+    # Values in the driver's own form (app.sql_values): no converter runs per execution.
     bounds = {
         "ids": id_list(dialect, ids),
-        "lo": instant_text(lo, sqlite) if sqlite else lo,
-        "hi": instant_text(hi, sqlite) if sqlite else hi,
+        "lo": instant_value(lo, dialect),
+        "hi": instant_value(hi, dialect),
     }
 
     weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    rules = _driver_rows(connection, sql["rules"], bounds)
+    rules = _driver_rows(connection, sql.rules, bounds)
     if rules:
         user_ids, weekdays, starts, ends = zip(*rules, strict=True)
         for user_id, weekday, t0, t1 in zip(
@@ -246,16 +254,17 @@ def load_context(
         ):
             weekly[user_id][weekday].append((t0, t1))
     overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
-    first, last = (lo - _ONE_DAY).date(), (hi + _ONE_DAY).date()
-    if sqlite:  # as SQLite stores dates
-        first, last = first.isoformat(), last.isoformat()
-    days = {"ids": bounds["ids"], "first": first, "last": last}
-    for user_id, day, t0, t1 in _driver_rows(connection, sql["overrides"], days):
+    days = {
+        "ids": bounds["ids"],
+        "first": day_value((lo - _ONE_DAY).date(), dialect),
+        "last": day_value((hi + _ONE_DAY).date(), dialect),
+    }
+    for user_id, day, t0, t1 in _driver_rows(connection, sql.overrides, days):
         ranges = overrides[user_id][read.one_day(day)]
         if t0 is not None and t1 is not None:
             ranges.append((read.one_clock(t0), read.one_clock(t1)))
     time_off: dict[int, list[Interval]] = defaultdict(list)
-    for user_id, t0, t1 in _driver_rows(connection, sql["time_off"], bounds):
+    for user_id, t0, t1 in _driver_rows(connection, sql.time_off, bounds):
         time_off[user_id].append(Interval(read.one_instant(t0), read.one_instant(t1)))
 
     default_week = organisation_week(settings)
@@ -302,7 +311,7 @@ def load_context(
     # bookings (the join costs a lookup per hold).
     holds = _driver_rows(
         connection,
-        sql["holds"] if booking_type.max_per_day is None else sql["holds_counted"],
+        sql.holds if booking_type.max_per_day is None else sql.holds_counted,
         {**bounds, "kind": booking_type.id, "ignore": ignore_booking.id if ignore_booking else -1},
     )
     if holds:
@@ -323,7 +332,7 @@ def load_context(
         spans = _relevant_spans(working.values(), request)
         blocks = _driver_rows(
             connection,
-            sql["busy"],
+            _busy_statement(dialect),
             {"ids": bounds["ids"], "pieces": _busy_pieces(spans, dialect)},
         )
         if blocks:
@@ -348,59 +357,13 @@ def load_context(
     return Context(engine_people, request, problems)
 
 
-class _Prepared(NamedTuple):
-    """A loader statement compiled once for the driver: its text, the order of its
-    parameters (None: the driver takes them by name) and the values of its constant ones."""
-
-    sql: str
-    order: tuple[str, ...] | None
-    constants: dict
-
-
-def _prepare(statement: Select | TextClause, dialect: Dialect) -> _Prepared:
-    compiled = statement.compile(dialect=dialect)
-    constants = {
-        name: value
-        for name, value in compiled.construct_params(_check=False).items()
-        if value is not None
-    }
-    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    return _Prepared(str(compiled), order, constants)
-
-
-_PREPARED: dict[tuple, dict[str, _Prepared]] = {}
-
-
-def _prepared(dialect: Dialect) -> dict[str, _Prepared]:
-    """The loader's statements (:func:`_statements`, :func:`_busy_statement`) as driver SQL,
-    per database and driver: a request passes its values straight to the driver (as the
-    statements' values are already in the driver's form: ids and instants as text on SQLite)
-    instead of going through SQLAlchemy's compiled-statement cache and bind processing, which
-    cost more than running these small statements."""
-    key = (dialect.name, dialect.driver, dialect.paramstyle)
-    found = _PREPARED.get(key)
-    if found is None:
-        sql = _statements(dialect.name)
-        statements = {
-            "rules": sql.rules,
-            "overrides": sql.overrides,
-            "time_off": sql.time_off,
-            "holds": sql.holds,
-            "holds_counted": sql.holds_counted,
-            "busy": _busy_statement(dialect.name),
-        }
-        found = _PREPARED[key] = {
-            name: _prepare(statement, dialect) for name, statement in statements.items()
-        }
-    return found
-
-
-def _driver_rows(connection: Connection, statement: _Prepared, values: dict) -> list[tuple]:
+def _driver_rows(
+    connection: Connection, statement: Select | TextClause, values: dict
+) -> list[tuple]:
     """Every row as the driver's own tuple: a ``Row`` object per row cost ~5 ms at 200
-    agents x 8 weeks. The columns need no converter (see :class:`BulkReader`)."""
-    values = {**statement.constants, **values}
-    parameters = values if statement.order is None else tuple(values[n] for n in statement.order)
-    result = connection.exec_driver_sql(statement.sql, parameters)
+    agents x 8 weeks. The columns need no converter (see :class:`BulkReader`), so nothing is
+    skipped."""
+    result = connection.execute(statement, values)
     try:
         return result.cursor.fetchall()
     finally:
@@ -459,11 +422,12 @@ class _Statements:
 @cache
 def _statements(dialect: str) -> _Statements:
     read = _Reader(dialect)
+    lo, hi = instant_param("lo", dialect), instant_param("hi", dialect)
     held = (
         member(Hold.person_id, dialect),
         Hold.active.is_(True),
-        Hold.starts_at < bindparam("hi"),
-        Hold.ends_at > bindparam("lo"),
+        Hold.starts_at < hi,
+        Hold.ends_at > lo,
         Hold.booking_id != bindparam("ignore"),
     )
     return _Statements(
@@ -480,15 +444,15 @@ def _statements(dialect: str) -> _Statements:
             read.clock(DateOverride.end_time),
         ).where(
             member(DateOverride.user_id, dialect),
-            DateOverride.day >= bindparam("first"),
-            DateOverride.day <= bindparam("last"),
+            DateOverride.day >= day_param("first", dialect),
+            DateOverride.day <= day_param("last", dialect),
         ),
         time_off=select(
             TimeOff.user_id, read.instant(TimeOff.starts_at), read.instant(TimeOff.ends_at)
         ).where(
             member(TimeOff.user_id, dialect),
-            TimeOff.starts_at < bindparam("hi"),
-            TimeOff.ends_at > bindparam("lo"),
+            TimeOff.starts_at < hi,
+            TimeOff.ends_at > lo,
         ),
         holds=select(
             Hold.person_id, read.instant(Hold.starts_at), read.instant(Hold.ends_at), null()
