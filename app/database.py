@@ -256,6 +256,18 @@ class BulkReader:
         return date.fromisoformat(value) if self.sqlite else value
 
 
+def driver_rows(statement, values: dict | None = None) -> list[tuple]:
+    """Every row of ``statement`` as the driver's own tuple, on the session's connection (its
+    transaction). For bulk reads whose columns need no converter (see :class:`BulkReader`):
+    a SQLAlchemy ``Row`` per row cost ~5 ms at 200 agents x 8 weeks in availability, and a
+    quarter of the feed's query time again."""
+    result = db.session.connection().execute(statement, values or {})
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Run a bulk read and what is built from it without CPython's cyclic garbage collector.
