@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -117,7 +117,7 @@ def availability():
     if "people" in args:
         people = params.staff_people(params.id_list(args["people"].split(","), "people"))
     slots = slots_for(kind, start, end, audience="staff", learner=learner, people=people)
-    return jsonify(slots_json(slots, zone))
+    return current_app.response_class(slots_json(slots, zone), mimetype="application/json")
 
 
 @bp.get("/bookings")

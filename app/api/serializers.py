@@ -53,26 +53,34 @@ def booking_type_json(kind: BookingType) -> dict:
     )
 
 
-def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> dict:
-    """The availability answer, checked against its response model in one call for the whole
-    list (a model per slot cost more than computing the slots). Each instant is written once:
-    on a grid one slot's end is often another's start (one loop, no call per instant)."""
+def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
+    """The availability answer as JSON text, the bytes ``jsonify`` would write for
+    ``{"slots": [{"end", "people", "start"}, ...]}`` (keys sorted, compact).
+
+    The one answer written by hand: its values are only instants this function formats and
+    people's ids, so nothing in it needs escaping, and building a dict per slot, checking the
+    list against ``SlotList`` and encoding it cost more than finding the slots at small
+    sizes. ``tests/api/test_slots_json.py`` holds it to ``SlotList`` and ``jsonify``; every
+    API test checks the answers it gets against the OpenAPI document. Each instant and each
+    list of people is written once: on a grid one slot's end is often another's start."""
     written: dict[datetime, str] = {}
     found = written.get
-    out = []
-    add = out.append
+    lists: dict[tuple[int, ...], str] = {}
+    parts = []
+    add = parts.append
     for slot in slots:
-        start, end = slot.start, slot.end
+        start, end, people = slot.start, slot.end, slot.people
         start_text = found(start)
         if start_text is None:
             start_text = written[start] = start.astimezone(zone).isoformat()
         end_text = found(end)
         if end_text is None:
             end_text = written[end] = end.astimezone(zone).isoformat()
-        add({"start": start_text, "end": end_text, "people": list(slot.people)})
-    answer = {"slots": out}
-    schemas.SlotList.model_validate(answer)  # strings and ints: what is checked is what is sent
-    return answer
+        people_text = lists.get(people)
+        if people_text is None:
+            people_text = lists[people] = ",".join(map(str, people))
+        add(f'{{"end":"{end_text}","people":[{people_text}],"start":"{start_text}"}}')
+    return '{"slots":[' + ",".join(parts) + "]}\n"
 
 
 def people_json(users: Sequence[User]) -> list[dict]:
