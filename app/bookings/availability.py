@@ -45,7 +45,7 @@ from app.connections.models import BLOCKING_SQL
 from app.database import BulkReader, collector_paused, driver_rows, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
-from app.scheduling.rules import BookingWindow, WorkingHours, window_pairs, working_pairs
+from app.scheduling.rules import BookingWindow, WorkingHours, working_pairs
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
 from app.sql_values import (
     day_param,
@@ -366,7 +366,7 @@ def _relevant_spans(hours: Iterable[WorkingHours], request: SlotRequest) -> list
     start, end = request.start.astimezone(UTC), request.end.astimezone(UTC)
     if not start < end:
         return []
-    window = window_pairs(request.window, request.now, start, end)
+    window = request.open_pairs
     if not window:
         return []
     patterns = {}

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 from app.scheduling.intervals import (
     Interval,
@@ -110,6 +111,14 @@ class SlotRequest:
         """The grid step actually used."""
         return self.interval if self.interval is not None else self.duration
 
+    @cached_property
+    def open_pairs(self) -> list[Pair]:
+        """The bookable time in ``[start, end)`` as merged UTC pairs (:func:`window_pairs`),
+        worked out once per request: the loader narrows calendar busy time to it and the
+        engine finds slots in it."""
+        start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        return window_pairs(self.window, self.now, start, end) if start < end else []
+
     def required(self, group_size: int) -> int:
         """How many of ``group_size`` people must be free: ``ceil(threshold * n)``, at least 1.
 
@@ -152,8 +161,7 @@ class _Query:
 def _query(request: SlotRequest) -> _Query:
     start = request.start.astimezone(UTC)
     end = request.end.astimezone(UTC)
-    now = request.now.astimezone(UTC)
-    window = window_pairs(request.window, now, start, end) if start < end else []
+    window = request.open_pairs
     if window:
         start, end = window[0][0], window[-1][1]
     else:
