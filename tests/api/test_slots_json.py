@@ -47,6 +47,7 @@ def test_the_text_is_what_jsonify_writes_and_what_slot_list_describes(app, zone)
     offsets = {s[key][-6:] for s in answer["slots"] for key in ("start", "end")}
     assert len(offsets) == (2 if zone in ("Europe/London", "Australia/Sydney") else 1)
 
+
 def test_no_slots_is_an_empty_list(app):
     with app.app_context():
         assert slots_json([], UTC) == jsonify({"slots": []}).get_data(as_text=True)
