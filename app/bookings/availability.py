@@ -548,16 +548,26 @@ def slots_for(
     if not chosen:
         return []
     with collector_paused():
-        context = load_context(
-            booking_type,
-            chosen,
-            start,
-            end,
-            audience=audience,
-            now=now,
-            group_threshold=people is None,
+        return _found_slots(
+            load_context(
+                booking_type,
+                chosen,
+                start,
+                end,
+                audience=audience,
+                now=now,
+                group_threshold=people is None,
+            )
         )
-        return find_slots(context.people, context.request)
+
+
+def _found_slots(context: Context) -> list[Slot]:
+    """The engine's answer for ``context``, which is freed on return, while the collector is
+    still paused: the containers allocated while it was off (people, busy pairs: thousands
+    at 30 agents) are deallocated before it runs again, so resuming it does not set off a
+    collection that walks them (0.3 ms at 30 agents x 8 weeks, 1 ms at 100 x 8, on every
+    request)."""
+    return find_slots(context.people, context.request)
 
 
 def unavailable_people(
