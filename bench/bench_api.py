@@ -13,7 +13,8 @@ it) over 8 weeks from Monday 18 March 2030 (crossing the 31 March clock change);
 (the first 3, 30, 100 and all 200 agents) each with a group booking type (60 minutes, 30-minute
 grid), slot availability percentage 50 %.
 
-For each size and range it times, interleaved in one loop (``--runs`` rounds, medians):
+For each size and range it times, interleaved in one loop (``--runs`` rounds, medians; each
+round starts with the next variant, so that each follows every other as often):
 
 - **endpoint**: the whole request through the WSGI app with Flask's test client (routing,
   bearer token, loading, engine, JSON);
@@ -311,14 +312,15 @@ def main() -> None:
                 old_count = str(len(old_statements))
             floor(key)
             times: dict[str, list[float]] = {"new": [], "bare": [], "old": []}
-            for _ in range(args.runs):
-                for name, call, arguments in (
-                    ("new", answered, (size, weeks)),
-                    ("bare", floor, (key,)),
-                    ("old", None if args.no_old else as_before, (size, weeks)),
-                ):
-                    if call is None:
-                        continue
+            variants = [("new", answered, (size, weeks)), ("bare", floor, (key,))]
+            if not args.no_old:
+                variants.append(("old", as_before, (size, weeks)))
+            for run in range(args.runs):
+                # Each round starts with the next variant: each one follows every other as
+                # often, so none always runs in the caches another just warmed (bare right
+                # after the endpoint's same SELECTs) or cooled (the endpoint right after old).
+                turn = run % len(variants)
+                for name, call, arguments in variants[turn:] + variants[:turn]:
                     began = time.perf_counter()
                     call(*arguments)
                     times[name].append((time.perf_counter() - began) * 1000)
