@@ -15,6 +15,7 @@ drives it with ``--clients`` concurrent clients for ``--seconds`` per endpoint:
 - ``POST /api/v1/bookings`` (a 3-person type at a start offered at setup: the first few are
   201, the rest 409 once taken, both real answers of the booking path).
 
+Each worker freezes what start-up made, as ``wsgi.py`` does (``--no-freeze``: as before).
 Total load time is 2 models x 3 endpoints x ``--seconds`` (42 s by default). Prints requests/s,
 p50 and p99 per endpoint and model, the status counts, the load average, and which model
 served more requests per second overall.
@@ -23,6 +24,7 @@ served more requests per second overall.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -60,6 +62,8 @@ def make_app():
     from app.extensions import limiter
 
     limiter.enabled = False
+    if os.environ.get("LOAD_FREEZE", "1") == "1":
+        gc.freeze()  # as wsgi.py does after create_app (--no-freeze: as before)
     return app
 
 
@@ -126,6 +130,10 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=7.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--models", default=",".join(MODELS), help="e.g. gthread")
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="workers without wsgi.py's gc.freeze()"
+    )
     args = parser.parse_args()
     assert args.seconds * 6 <= 60, "the load must stay within 60 s"
 
@@ -138,13 +146,18 @@ def main() -> None:
         token, starts = prepare(args.database_url, redis_server.url)
         print(f"prepared; {len(starts)} offered starts of review-3")
         results = {}
-        for model, options in MODELS.items():
+        for model in args.models.split(","):
+            options = MODELS[model]
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             server = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", *options, "-b", f"127.0.0.1:{port}", *TAIL],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env={
+                    **os.environ,
+                    "PYTHONPATH": str(ROOT),
+                    "LOAD_FREEZE": "0" if args.no_freeze else "1",
+                },
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
