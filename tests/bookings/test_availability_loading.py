@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 
@@ -176,3 +177,30 @@ def test_bulk_loader_answers_what_the_old_loader_answered(app, factory, seed):
             assert new == old, (seed, round_)
             offered += len(new[0])
         assert offered, "no round offered anything: the comparison would prove little"
+
+
+@pytest.mark.parametrize("in_runs", [True, False])
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_rows_are_added_to_their_person_in_order_whatever_the_rows_order(in_runs, shuffled):
+    """``_add_pairs`` adds a run of one person's rows as a slice: rows in any order (several
+    runs of a person, interleaved people) still land, in their order, with their person."""
+    rng = random.Random(14)
+    base = datetime(2030, 3, 18, tzinfo=UTC)
+    rows = [
+        (person, base + timedelta(minutes=rng.randrange(10_000)), base + timedelta(days=9))
+        for person in (7, 3, 11)
+        for _ in range(rng.randrange(1, 40))
+    ]
+    if shuffled:
+        rng.shuffle(rows)
+    ids = tuple(r[0] for r in rows)
+    texts = [tuple(f"{i.isoformat(' ', 'microseconds')}" for i in r[1:]) for r in rows]
+    busy = defaultdict(list, {3: [(base, base)]})  # a person's holds, added before
+    availability._add_pairs(
+        busy, ids, [t[0] for t in texts], [t[1] for t in texts], in_runs=in_runs
+    )
+    expected = {3: [(base, base)], 7: [], 11: []}
+    for person, start, end in rows:
+        expected[person].append((start, end))
+    assert dict(busy) == expected
+    assert all(s.tzinfo is UTC for pairs in busy.values() for s, _ in pairs)
