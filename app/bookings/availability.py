@@ -388,9 +388,6 @@ def _relevant_spans(hours: Iterable[WorkingHours], request: SlotRequest) -> list
     booking window, widened by the new booking's buffers (a block [bs, be) matters exactly
     when [bs - after, be + before) meets someone's free time). People sharing a zone and a
     week are expanded once. Time off is not subtracted: a superset is always safe."""
-    start, end = request.start.astimezone(UTC), request.end.astimezone(UTC)
-    if not start < end:
-        return []
     window = request.open_pairs
     if not window:
         return []
