@@ -32,6 +32,20 @@ def production(monkeypatch, tmp_path):
     return monkeypatch
 
 
+def _run_in_project(*arguments: str) -> subprocess.CompletedProcess:
+    """Python in the project folder, in this test's environment (as gunicorn or systemd would
+    start it there)."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_production_without_redis_url_is_refused_with_the_way_out(production):
     with pytest.raises(ConfigError) as refused:
         Config()
@@ -63,15 +77,7 @@ def test_development_and_tests_still_start_without_redis(monkeypatch, tmp_path):
 def test_wsgi_refuses_to_start_and_says_why(production):
     """What gunicorn runs: the import of ``wsgi`` fails with the sentence, not a traceback
     about a missing connection later."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=PROJECT_ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_in_project("-c", "import wsgi")
     assert done.returncode != 0
     assert "REDIS_URL must be set in production" in done.stderr
 
@@ -96,15 +102,7 @@ def test_without_background_jobs_it_starts_and_readyz_says_redis_is_not_used(
 def test_the_worker_says_it_needs_redis(production, database_url):
     production.setenv("SLOTBOOK_NO_BACKGROUND_JOBS", "1")
     production.setenv("DATABASE_URL", database_url)
-    done = subprocess.run(
-        [sys.executable, "worker.py", "--burst"],
-        cwd=PROJECT_ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_in_project("worker.py", "--burst")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "worker.py needs REDIS_URL" in done.stderr
 
@@ -114,14 +112,6 @@ def test_wsgi_freezes_what_start_up_made(production, database_url):
     the collector's reach (a full collection walked ~157,000 of them, ~70 ms)."""
     production.setenv("SLOTBOOK_NO_BACKGROUND_JOBS", "1")
     production.setenv("DATABASE_URL", database_url)
-    done = subprocess.run(
-        [sys.executable, "-c", "import gc, wsgi; print(gc.get_freeze_count())"],
-        cwd=PROJECT_ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_in_project("-c", "import gc, wsgi; print(gc.get_freeze_count())")
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) > 50_000
