@@ -20,13 +20,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import (
     Select,
     String,
+    Text,
     TextClause,
     bindparam,
     case,
+    cast,
+    func,
+    literal,
     null,
     select,
     text,
+    type_coerce,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import (
@@ -244,14 +250,7 @@ def load_context(
         "hi": instant_value(hi, dialect),
     }
 
-    weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    rules = driver_rows(sql.rules, bounds)
-    if rules:
-        user_ids, weekdays, starts, ends = zip(*rules, strict=True)
-        for user_id, weekday, t0, t1 in zip(
-            user_ids, weekdays, read.clocks(starts), read.clocks(ends), strict=True
-        ):
-            weekly[user_id][weekday].append((t0, t1))
+    weeks: dict[int, str] = dict(driver_rows(sql.weeks, {"ids": bounds["ids"]}))
     overrides: dict[int, dict[date, list]] = defaultdict(lambda: defaultdict(list))
     days = {
         "ids": bounds["ids"],
@@ -269,11 +268,17 @@ def load_context(
     default_week = organisation_week(settings)
     # People with the same zone and week and no override or time off share one (immutable)
     # WorkingHours: a team's members mostly do, and each one is checked when it is built.
+    parsed: dict[str, dict] = {}
     shared: dict[tuple, WorkingHours] = {}
     working: dict[int, WorkingHours] = {}
     for p in people:
-        own = weekly.get(p.id)
-        week = {day: tuple(r) for day, r in own.items()} if own else default_week
+        own = weeks.get(p.id)  # None: the organisation's week
+        if own is None:
+            week = default_week
+        else:
+            week = parsed.get(own)
+            if week is None:
+                week = parsed[own] = _parsed_week(own)
         if p.id in overrides or p.id in time_off:
             working[p.id] = WorkingHours(
                 zone=zones[p.id],
@@ -282,7 +287,7 @@ def load_context(
                 time_off=tuple(time_off[p.id]),
             )
             continue
-        key = (zones[p.id], tuple(week.items()) if own else None)
+        key = (zones[p.id], own)
         hours = shared.get(key)
         if hours is None:
             hours = shared[key] = WorkingHours(zone=zones[p.id], weekly=week)
@@ -417,11 +422,54 @@ class _Statements:
     """The loader's SELECTs, built once per dialect: a statement object keeps its cache key,
     so a request only binds values instead of rebuilding and re-hashing each expression."""
 
-    rules: Select
+    weeks: Select
     overrides: Select
     time_off: Select
     holds: Select
     holds_counted: Select
+
+
+def _weeks(dialect: str) -> Select:
+    """Each person's weekly rules as one text, ``"weekday start end"`` joined by commas.
+
+    A team mostly shares one week: the loader parses each distinct text once and shares the
+    ``WorkingHours`` of the same text and zone, instead of a row, two clocks and a dict
+    entry per rule and person (~0.3 ms at 100 agents, on every request). PostgreSQL orders
+    the rules by weekday and start; SQLite joins them as it reads them (a person's by their
+    index, as stored: ordering them first cost more in SQL, 0.52 against 0.34 ms at 100
+    agents, than the parsing it saves). Weeks stored in another order are only shared less;
+    the people screens write a week in weekday order."""
+    rule = WorkingHoursRule
+    if dialect == "sqlite":
+        one = (
+            cast(rule.weekday, Text)
+            + " "
+            + type_coerce(rule.start_time, Text)
+            + " "
+            + type_coerce(rule.end_time, Text)
+        )
+        joined = func.group_concat(one, ",")
+    else:
+        one = (
+            cast(rule.weekday, Text)
+            + " "
+            + cast(rule.start_time, Text)
+            + " "
+            + cast(rule.end_time, Text)
+        )
+        joined = func.string_agg(
+            one, aggregate_order_by(literal(","), rule.weekday, rule.start_time)
+        )
+    return select(rule.user_id, joined).where(member(rule.user_id, dialect)).group_by(rule.user_id)
+
+
+def _parsed_week(text: str) -> dict[int, tuple[tuple[time, time], ...]]:
+    """A week as :func:`_weeks` writes it, as ``WorkingHours.weekly``."""
+    days: dict[int, list[tuple[time, time]]] = defaultdict(list)
+    for rule in text.split(","):
+        weekday, start, end = rule.split(" ")
+        days[int(weekday)].append((time.fromisoformat(start), time.fromisoformat(end)))
+    return {day: tuple(ranges) for day, ranges in days.items()}
 
 
 @cache
@@ -436,12 +484,7 @@ def _statements(dialect: str) -> _Statements:
         Hold.booking_id != bindparam("ignore"),
     )
     return _Statements(
-        rules=select(
-            WorkingHoursRule.user_id,
-            WorkingHoursRule.weekday,
-            read.clock(WorkingHoursRule.start_time),
-            read.clock(WorkingHoursRule.end_time),
-        ).where(member(WorkingHoursRule.user_id, dialect)),
+        weeks=_weeks(dialect),
         overrides=select(
             DateOverride.user_id,
             read.day(DateOverride.day),

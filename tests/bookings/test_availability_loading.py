@@ -204,3 +204,37 @@ def test_rows_are_added_to_their_person_in_order_whatever_the_rows_order(in_runs
         expected[person].append((start, end))
     assert dict(busy) == expected
     assert all(s.tzinfo is UTC for pairs in busy.values() for s, _ in pairs)
+
+
+def test_people_with_the_same_week_and_zone_share_one_working_hours(app, factory):
+    """The loader reads each person's week as one text and builds one ``WorkingHours`` per
+    distinct week and zone: the engine then expands each once for the whole team."""
+    office = {d: [(clock(9), clock(17))] for d in range(5)}
+    split = {d: [(clock(8), clock(12)), (clock(13), clock(17))] for d in range(4)}
+    plan = [  # (zone, week); None: the organisation's week
+        ("Europe/London", office),
+        ("Europe/London", office),
+        ("Europe/London", split),
+        ("America/New_York", office),
+        ("Europe/London", None),
+        ("Europe/London", None),
+    ]
+    people = [factory.user("agent", timezone=zone) for zone, _ in plan]
+    kind = factory.booking_type()
+    with app.app_context():
+        begin_write()
+        for person, (_, week) in zip(people, plan, strict=True):
+            if week is not None:
+                hours.set_weekly_hours(db.session.get(User, person.id), week)
+        db.session.commit()
+        users = [db.session.get(User, p.id) for p in people]
+        context = availability.load_context(
+            db.session.get(BookingType, kind.id), users, START, START + timedelta(days=7)
+        )
+    found = [p.hours for p in context.people]
+    assert found[0] is found[1]
+    assert len({id(h) for h in found}) == 4  # office London, split, office New York, default
+    assert found[0].weekly == {d: ((clock(9), clock(17)),) for d in range(5)}
+    assert found[2].weekly == {d: ((clock(8), clock(12)), (clock(13), clock(17))) for d in range(4)}
+    assert found[3].weekly == found[0].weekly and found[3].zone.key == "America/New_York"
+    assert found[4] is found[5] and 5 not in found[4].weekly  # Monday to Friday by default
