@@ -243,9 +243,6 @@ class BulkReader:
         """The same on both databases: both read instants as ISO text (see ``instant``)."""
         return map(datetime.fromisoformat, values)
 
-    def clocks(self, values: Iterable) -> Iterable[time]:
-        return map(time.fromisoformat, values) if self.sqlite else values
-
     def one_instant(self, value) -> datetime:
         return datetime.fromisoformat(value)
 
