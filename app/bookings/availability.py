@@ -226,11 +226,13 @@ def load_context(
 
     Rows are read in bulk on the session's Core connection as plain tuples and their
     datetimes converted a column at a time (:class:`_Reader`); the engine gets busy time as
-    plain pairs. Calendar busy blocks that cannot touch anybody's working time inside the
-    booking window (nights, weekends, beyond the horizon) are dropped by SQL, so they are
-    neither transferred nor converted (:func:`_busy_statement`). Holds are all read: they
-    also count towards each person's load; their bookings are joined only when the type has a
-    daily maximum, the one use of the bookings per day.
+    plain pairs, a person's rows a run at a time (:func:`_add_pairs`); each person's week
+    comes as one text, parsed once per distinct week (:func:`_weeks`). Calendar busy blocks
+    that cannot touch anybody's working time inside the booking window (nights, weekends,
+    beyond the horizon) are dropped by SQL, so they are neither transferred nor converted
+    (:func:`_busy_statement`). Holds are all read: they also count towards each person's
+    load; their bookings are joined only when the type has a daily maximum, the one use of
+    the bookings per day.
     """
     now = now or utcnow()
     settings = all_settings()
