@@ -115,6 +115,9 @@ def assert_accessible(page, context: str = "") -> None:
     the rule and the elements so the fix is obvious."""
     if not AXE_SCRIPT.exists():
         pytest.fail(f"{AXE_SCRIPT} is missing: `make test` installs axe-core with npm")
+    # A page still being parsed has no <head> to take the script (a click that navigated
+    # returns once the new document is committed, not loaded).
+    page.wait_for_load_state("domcontentloaded")
     if not page.evaluate("() => window.axe !== undefined"):
         page.add_script_tag(path=str(AXE_SCRIPT))
     result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")

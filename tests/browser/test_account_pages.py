@@ -81,6 +81,7 @@ def test_forgot_password_answers_the_same_for_anyone(app, live_server, page, fac
     for email in ("known@example.test", "nobody@example.test"):
         page.goto(f"{live_server}/login")
         page.get_by_role("link", name="Forgot your password?").click()
+        page.wait_for_url("**/forgot-password")
         if not answers:
             shoot(page, "forgot-password")
         page.get_by_label("Email").fill(email)
