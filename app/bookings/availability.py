@@ -30,7 +30,6 @@ from sqlalchemy import (
     null,
     select,
     text,
-    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import selectinload
@@ -442,23 +441,17 @@ def _weeks(dialect: str) -> Select:
     agents, than the parsing it saves). Weeks stored in another order are only shared less;
     the people screens write a week in weekday order."""
     rule = WorkingHoursRule
+    # SQLite stores times as text already (its CAST changes nothing); PostgreSQL writes them.
+    one = (
+        cast(rule.weekday, Text)
+        + " "
+        + cast(rule.start_time, Text)
+        + " "
+        + cast(rule.end_time, Text)
+    )
     if dialect == "sqlite":
-        one = (
-            cast(rule.weekday, Text)
-            + " "
-            + type_coerce(rule.start_time, Text)
-            + " "
-            + type_coerce(rule.end_time, Text)
-        )
         joined = func.group_concat(one, ",")
     else:
-        one = (
-            cast(rule.weekday, Text)
-            + " "
-            + cast(rule.start_time, Text)
-            + " "
-            + cast(rule.end_time, Text)
-        )
         joined = func.string_agg(
             one, aggregate_order_by(literal(","), rule.weekday, rule.start_time)
         )
