@@ -48,24 +48,19 @@ def instant_text(value: datetime, sqlite: bool) -> str:
     return value.isoformat()
 
 
-def instant_param(name: str, dialect: str):
-    """A bound instant compared with a stored one. On SQLite it is bound as the stored text
-    itself (its value: :func:`instant_value`), so no ``UTCDateTime`` converter runs on each
-    execution; PostgreSQL binds a datetime as the column's type does."""
+def stored_param(name: str, dialect: str):
+    """A bound instant or date compared with a stored one. On SQLite it is bound as the
+    stored text itself (its value: :func:`instant_value` or :func:`day_value`), so no
+    ``UTCDateTime`` or ``Date`` converter runs on each execution; PostgreSQL binds the value
+    as the column's type does."""
     return bindparam(name, type_=String) if dialect == "sqlite" else bindparam(name)
 
 
 def instant_value(value: datetime, dialect: str) -> datetime | str:
-    """The value of an :func:`instant_param`."""
+    """The value of a :func:`stored_param` for an instant."""
     return instant_text(value, sqlite=True) if dialect == "sqlite" else value
 
 
-def day_param(name: str, dialect: str):
-    """A bound date compared with a stored one: on SQLite its ISO text (as SQLite stores
-    dates), without a converter; PostgreSQL binds a date."""
-    return bindparam(name, type_=String) if dialect == "sqlite" else bindparam(name)
-
-
 def day_value(value: date, dialect: str) -> date | str:
-    """The value of a :func:`day_param`."""
+    """The value of a :func:`stored_param` for a date (SQLite stores dates as ISO text)."""
     return value.isoformat() if dialect == "sqlite" else value

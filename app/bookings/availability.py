@@ -54,13 +54,12 @@ from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, me
 from app.scheduling.rules import BookingWindow, WorkingHours, working_pairs
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
 from app.sql_values import (
-    day_param,
     day_value,
     id_list,
-    instant_param,
     instant_text,
     instant_value,
     member,
+    stored_param,
 )
 
 Audience = Literal["public", "staff"]
@@ -470,7 +469,7 @@ def _parsed_week(text: str) -> dict[int, tuple[tuple[time, time], ...]]:
 @cache
 def _statements(dialect: str) -> _Statements:
     read = _Reader(dialect)
-    lo, hi = instant_param("lo", dialect), instant_param("hi", dialect)
+    lo, hi = stored_param("lo", dialect), stored_param("hi", dialect)
     held = (
         member(Hold.person_id, dialect),
         Hold.active.is_(True),
@@ -487,8 +486,8 @@ def _statements(dialect: str) -> _Statements:
             read.clock(DateOverride.end_time),
         ).where(
             member(DateOverride.user_id, dialect),
-            DateOverride.day >= day_param("first", dialect),
-            DateOverride.day <= day_param("last", dialect),
+            DateOverride.day >= stored_param("first", dialect),
+            DateOverride.day <= stored_param("last", dialect),
         ),
         time_off=select(
             TimeOff.user_id, read.instant(TimeOff.starts_at), read.instant(TimeOff.ends_at)
