@@ -188,12 +188,12 @@ def _free_pairs(
     if not person.available or not q.window:
         return []
     if worked is None:
-        free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
-    else:
-        free = worked.get(id(person.hours))
-        if free is None:
-            free = intersect_pairs(working_pairs(person.hours, q.start, q.end, shifts), q.window)
-            worked[id(person.hours)] = free
+        worked = {}
+    free = worked.get(id(person.hours))
+    if free is None:
+        free = worked[id(person.hours)] = intersect_pairs(
+            working_pairs(person.hours, q.start, q.end, shifts), q.window
+        )
     if not free or not (person.busy or person.busy_pairs):
         return free
     before, after = q.before, q.after
