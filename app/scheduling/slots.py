@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from typing import NamedTuple
 
 from app.scheduling.intervals import (
     Interval,
@@ -127,9 +128,13 @@ class SlotRequest:
         return max(1, math.ceil(round(self.threshold * group_size, 9)))
 
 
-@dataclass(frozen=True, order=True)
-class Slot:
-    """A bookable start, with the people free for it (least-loaded first, ties by id)."""
+class Slot(NamedTuple):
+    """A bookable start, with the people free for it (least-loaded first, ties by id).
+
+    A named tuple rather than a frozen dataclass: equally immutable and ordered, and built
+    in under half the time (tuple's own constructor instead of one ``object.__setattr__``
+    per field), which counts when an answer has hundreds of slots (issue [14]). Like any
+    tuple it also equals a plain ``(start, end, people)``."""
 
     start: datetime
     end: datetime
