@@ -14,7 +14,7 @@ in: SQLite's stored naive UTC text, PostgreSQL's ISO with offset (read as ``time
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import Integer, String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -39,13 +39,41 @@ def instant_text(value: datetime, sqlite: bool) -> str:
     """An aware instant as the text its database compares (naive ones are refused, as by
     ``UTCDateTime``): SQLite ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, as stored), PostgreSQL ISO
     8601 with ``+00:00``."""
+    value = _in_utc(value)
+    if sqlite:
+        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
+    return value.isoformat()
+
+
+def instant_texts(values: Iterable[datetime], sqlite: bool) -> list[str]:
+    """:func:`instant_text` of each of ``values``. On SQLite each date's text and each time
+    of day's is written once and joined: the busy-block query binds two instants per working
+    day, mostly at a few shift times, and ``isoformat`` of an aware instant costs over twice
+    as much as the join (issue [14])."""
+    if not sqlite:
+        return [instant_text(value, False) for value in values]
+    days: dict[date, str] = {}
+    clocks: dict[time, str] = {}
+    texts = []
+    for value in values:
+        value = _in_utc(value)
+        day, clock = value.date(), value.time()
+        day_text = days.get(day)
+        if day_text is None:
+            day_text = days[day] = day.isoformat()
+        clock_text = clocks.get(clock)
+        if clock_text is None:
+            clock_text = clocks[clock] = clock.isoformat("microseconds")
+        texts.append(day_text + " " + clock_text)
+    return texts
+
+
+def _in_utc(value: datetime) -> datetime:
     if value.tzinfo is not UTC:  # the engine's instants are all in UTC already
         if value.utcoffset() is None:
             raise ValueError("naive datetime given where an aware one is required")
         value = value.astimezone(UTC)
-    if sqlite:
-        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
-    return value.isoformat()
+    return value
 
 
 def stored_param(name: str, dialect: str):

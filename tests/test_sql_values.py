@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.dialects import sqlite
 
 from app.database import UTCDateTime
-from app.sql_values import id_list, instant_text
+from app.sql_values import id_list, instant_text, instant_texts
 
 INSTANTS = [
     datetime(1, 1, 1, tzinfo=UTC),
@@ -36,10 +36,21 @@ def test_postgresql_text_is_the_same_instant(value):
     assert datetime.fromisoformat(text).timestamp() == value.timestamp()
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_many_instants_are_written_as_one_at_a_time(flag):
+    # Shared dates and times of day (written once on SQLite) among the odd ones out.
+    day = datetime(2030, 3, 18, 9, tzinfo=UTC)
+    values = [*INSTANTS, *(day + timedelta(days=d, minutes=m) for d in range(3) for m in (0, 1))]
+    assert instant_texts(values, sqlite=flag) == [instant_text(v, sqlite=flag) for v in values]
+    assert instant_texts([], sqlite=flag) == []
+
+
 def test_naive_instants_are_refused():
     for flag in (True, False):
         with pytest.raises(ValueError, match="naive"):
             instant_text(datetime(2030, 1, 1, 9), sqlite=flag)
+        with pytest.raises(ValueError, match="naive"):
+            instant_texts([datetime(2030, 1, 1, 9, tzinfo=UTC), datetime(2030, 1, 1, 9)], flag)
 
 
 def test_id_lists_are_integers_only():

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,12 +51,12 @@ from app.connections.models import BLOCKING_SQL
 from app.database import BulkReader, collector_paused, driver_rows, utcnow
 from app.extensions import db
 from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
-from app.scheduling.rules import BookingWindow, WorkingHours, working_pairs
+from app.scheduling.rules import BookingWindow, WorkingHours, shift_ranges
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
 from app.sql_values import (
     day_value,
     id_list,
-    instant_text,
+    instant_texts,
     instant_value,
     member,
     stored_param,
@@ -397,18 +397,12 @@ def _relevant_spans(hours: Iterable[WorkingHours], request: SlotRequest) -> list
     if not window:
         return []
     patterns = {}
-    for h in hours:
+    for h in {id(h): h for h in hours}.values():  # the loader shares one object per pattern
         key = (h.zone.key, tuple(sorted(h.weekly.items())), tuple(sorted(h.overrides.items())))
         patterns.setdefault(key, h)
-    worked = merge_pairs(
-        pair
-        for h in patterns.values()
-        for pair in working_pairs(
-            WorkingHours(zone=h.zone, weekly=h.weekly, overrides=h.overrides),
-            window[0][0],
-            window[-1][1],
-        )
-    )
+    lo, hi = window[0][0], window[-1][1]
+    # Each pattern's shifts without its time off, merged; the window then clips them.
+    worked = merge_pairs(pair for h in patterns.values() for pair in shift_ranges(h, lo, hi))
     spans = intersect_pairs(worked, window)
     before, after = request.buffer_before, request.buffer_after
     spans = merge_pairs((s - before, e + after) for s, e in spans)
@@ -528,12 +522,12 @@ def _busy_pieces(spans: Sequence[Pair], dialect: str) -> str:
     meet an earlier span, and one meeting a later span also meets span n). Each block is
     found once, by an index range scan on its start, instead of testing every block of a
     person against every span. No spans: ``[]``, and the statement finds nothing."""
-    sqlite = dialect == "sqlite"
+    texts = instant_texts(chain([_EARLIEST], *spans), dialect == "sqlite")
     triples = []
-    previous = instant_text(_EARLIEST, sqlite)
-    for span_start, span_end in spans:
-        end = instant_text(span_end, sqlite)
-        triples.append(f'["{previous}","{instant_text(span_start, sqlite)}","{end}"]')
+    previous = texts[0]
+    for k in range(1, len(texts), 2):
+        start, end = texts[k], texts[k + 1]
+        triples.append(f'["{previous}","{start}","{end}"]')
         previous = end
     return "[" + ",".join(triples) + "]"
 
