@@ -4,7 +4,7 @@ what the document says). Instants are ISO 8601 with the offset of the zone asked
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -62,20 +62,36 @@ def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
     list against ``SlotList`` and encoding it cost more than finding the slots at small
     sizes. ``tests/api/test_slots_json.py`` holds it to ``SlotList`` and ``jsonify``; every
     API test checks the answers it gets against the OpenAPI document. Each instant and each
-    list of people is written once: on a grid one slot's end is often another's start."""
+    list of people is written once (on a grid one slot's end is often another's start), and
+    an instant's text is joined from its local date's, time of day's and offset's, each
+    written once: ``isoformat`` of an aware datetime costs more than looking the three up."""
     written: dict[datetime, str] = {}
+    days: dict[date, str] = {}
+    clocks: dict[time, str] = {}
+    offsets: dict[timedelta | None, str] = {}
+
+    def text(instant: datetime) -> str:
+        local = instant.astimezone(zone)
+        day, clock, offset = local.date(), local.time(), local.utcoffset()
+        day_text = days.get(day)
+        if day_text is None:
+            day_text = days[day] = day.isoformat()
+        clock_text = clocks.get(clock)
+        if clock_text is None:
+            clock_text = clocks[clock] = clock.isoformat()
+        offset_text = offsets.get(offset)
+        if offset_text is None:  # what isoformat writes after the date and the time
+            offset_text = offsets[offset] = local.isoformat()[len(day_text) + 1 + len(clock_text) :]
+        whole = written[instant] = f"{day_text}T{clock_text}{offset_text}"
+        return whole
+
     found = written.get
     lists: dict[tuple[int, ...], str] = {}
     parts = []
     add = parts.append
-    for slot in slots:
-        start, end, people = slot.start, slot.end, slot.people
-        start_text = found(start)
-        if start_text is None:
-            start_text = written[start] = start.astimezone(zone).isoformat()
-        end_text = found(end)
-        if end_text is None:
-            end_text = written[end] = end.astimezone(zone).isoformat()
+    for start, end, people in slots:
+        start_text = found(start) or text(start)
+        end_text = found(end) or text(end)
         people_text = lists.get(people)
         if people_text is None:
             people_text = lists[people] = ",".join(map(str, people))

@@ -48,6 +48,27 @@ def test_the_text_is_what_jsonify_writes_and_what_slot_list_describes(app, zone)
     assert len(offsets) == (2 if zone in ("Europe/London", "Australia/Sydney") else 1)
 
 
+@pytest.mark.parametrize(
+    ("zone", "first"),
+    [
+        # London's repeated hour: the same local date and time of day, two offsets.
+        ("Europe/London", datetime(2030, 10, 27, 0, 0, tzinfo=UTC)),
+        # Amsterdam in 1936 was 19 min 32 s ahead of UTC: an offset with seconds.
+        ("Europe/Amsterdam", datetime(1936, 6, 1, 8, 0, 5, tzinfo=UTC)),
+    ],
+)
+def test_each_instant_keeps_its_own_offset(app, zone, first):
+    slots = [
+        Slot(first + timedelta(minutes=30 * k), first + timedelta(minutes=30 * k + 60), (1,))
+        for k in range(6)
+    ]
+    answer = expected(slots, ZoneInfo(zone))
+    with app.app_context():
+        assert slots_json(slots, ZoneInfo(zone)) == jsonify(answer).get_data(as_text=True)
+    starts = [s["start"] for s in answer["slots"]]
+    assert len(set(starts)) == len(starts)
+
+
 def test_no_slots_is_an_empty_list(app):
     with app.app_context():
         assert slots_json([], UTC) == jsonify({"slots": []}).get_data(as_text=True)
