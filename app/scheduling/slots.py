@@ -314,8 +314,8 @@ def _mark(
     for lo, hi in ranges:
         i = bisect_left(candidates, lo)
         j = bisect_left(candidates, hi, i)
-        for k in range(i, j):
-            hits[k].append(person_id)
+        for found in hits[i:j]:  # a slice of the lists: no index arithmetic per candidate
+            found.append(person_id)
 
 
 def free_intervals(person: Person, request: SlotRequest) -> list[Interval]:
