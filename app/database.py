@@ -257,12 +257,68 @@ def driver_rows(statement, values: dict | None = None) -> list[tuple]:
     """Every row of ``statement`` as the driver's own tuple, on the session's connection (its
     transaction). For bulk reads whose columns need no converter (see :class:`BulkReader`):
     a SQLAlchemy ``Row`` per row cost ~5 ms at 200 agents x 8 weeks in availability, and a
-    quarter of the feed's query time again."""
-    result = db.session.connection().execute(statement, values or {})
+    quarter of the feed's query time again.
+
+    On SQLite the statement runs as the text it compiled to once (:func:`_positional`),
+    through ``exec_driver_sql``: the same events and transaction, without SQLAlchemy looking
+    its compiled form up and building its parameters again on every execution (27 instead of
+    36 us a statement, measured on availability's week query)."""
+    connection = db.session.connection()
+    values = values or {}
+    compiled = _positional(statement, connection.dialect)
+    if compiled is None:
+        result = connection.execute(statement, values)
+    else:
+        result = connection.exec_driver_sql(compiled.sql, compiled.parameters(values))
     try:
         return result.cursor.fetchall()
     finally:
         result.close()
+
+
+class _Compiled:
+    """A statement's text for a positional driver, and the name of each of its ``?`` in
+    order, with the values of the parameters the statement itself fixes."""
+
+    def __init__(self, sql: str, names: Iterable[str], fixed: dict) -> None:
+        self.sql = sql
+        self.names = tuple(names)
+        self.fixed = fixed
+
+    def parameters(self, values: dict) -> tuple:
+        fixed = self.fixed
+        return tuple(values[name] if name in values else fixed[name] for name in self.names)
+
+
+_COMPILED: dict[tuple[int, str], tuple[object, _Compiled | None]] = {}
+_COMPILED_MAX = 256
+
+
+def _positional(statement, dialect) -> _Compiled | None:
+    """``statement`` compiled once for a positional driver, or None where SQLAlchemy must
+    build each execution's parameters itself: another paramstyle (PostgreSQL's named
+    ones), a list expanded into several, or a type that converts the values it binds."""
+    if dialect.paramstyle != "qmark":
+        return None
+    key = (id(statement), dialect.name)
+    cached = _COMPILED.get(key)
+    if cached is not None and cached[0] is statement:  # never another's id, reused
+        return cached[1]
+    if len(_COMPILED) >= _COMPILED_MAX:  # statements built per call must not pile up
+        _COMPILED.clear()
+    compiled = statement.compile(dialect=dialect)
+    binds = compiled.binds
+    plain = compiled.positiontup is not None and not any(
+        bind.expanding or bind.type.dialect_impl(dialect).bind_processor(dialect) is not None
+        for bind in binds.values()
+    )
+    found = None
+    if plain:
+        names = compiled.positiontup
+        fixed = {name: binds[name].effective_value for name in names if not binds[name].required}
+        found = _Compiled(compiled.string, names, fixed)
+    _COMPILED[key] = (statement, found)  # the statement kept alive, so its id stays its own
+    return found
 
 
 @contextmanager
