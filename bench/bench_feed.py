@@ -194,7 +194,9 @@ def run(args, folder: str, redis_url: str) -> None:
         """The floor: the SELECTs a built answer runs, fetched raw, then the finished bytes."""
         conn = db.session.connection()
         for statement, parameters in replay:
-            conn.exec_driver_sql(statement, parameters).fetchall()
+            result = conn.exec_driver_sql(statement, parameters)
+            result.cursor.fetchall()  # the driver's tuples, as the built answer reads them
+            result.close()
         return Response(finished["body"], mimetype="text/calendar")
 
     app.add_url_rule("/bench/bare-feed", "bench_bare_feed", bare)
