@@ -235,11 +235,13 @@ def _start_ranges(
     limit = q.max_per_day
     if limit == 0:
         return []
-    duration = q.duration
+    # The last start is R - duration, so the range is [L, R - duration + tick): one subtraction
+    # a piece, which also tells whether the piece is long enough (R - L >= duration).
+    shrink = q.duration - _TICK
     starts = [
-        (lo, hi - duration + _TICK)
+        (lo, last)
         for lo, hi in _free_pairs(person, q, shifts, worked)
-        if hi - lo >= duration
+        if (last := hi - shrink) > lo
     ]
     if starts and limit is not None and person.bookings_per_day:
         full = _full_days(person, limit)
@@ -311,8 +313,9 @@ def _grid(shifts: Sequence[list[Pair]], q: _Query) -> list[datetime]:
 def _mark(
     hits: list[list[int]], candidates: list[datetime], person_id: int, ranges: list[Pair]
 ) -> None:
-    for lo, hi in ranges:
-        i = bisect_left(candidates, lo)
+    j = 0
+    for lo, hi in ranges:  # sorted: each range's candidates come after the previous one's
+        i = bisect_left(candidates, lo, j)
         j = bisect_left(candidates, hi, i)
         for found in hits[i:j]:  # a slice of the lists: no index arithmetic per candidate
             found.append(person_id)
