@@ -50,7 +50,14 @@ from app.connections.freshness import stale_people
 from app.connections.models import BLOCKING_SQL
 from app.database import BulkReader, collector_paused, driver_rows, utcnow
 from app.extensions import db
-from app.scheduling.intervals import Interval, Pair, covers, intersect_pairs, merge_pairs
+from app.scheduling.intervals import (
+    Interval,
+    Pair,
+    covers,
+    intersect_pairs,
+    merge_pairs,
+    merge_widened,
+)
 from app.scheduling.rules import BookingWindow, WorkingHours, shift_ranges
 from app.scheduling.slots import Person, Slot, SlotRequest, find_slots, free_intervals
 from app.sql_values import (
@@ -405,7 +412,7 @@ def _relevant_spans(hours: Iterable[WorkingHours], request: SlotRequest) -> list
     worked = merge_pairs(pair for h in patterns.values() for pair in shift_ranges(h, lo, hi))
     spans = intersect_pairs(worked, window)
     before, after = request.buffer_before, request.buffer_after
-    spans = merge_pairs((s - before, e + after) for s, e in spans)
+    spans = merge_widened(spans, before, after)
     if len(spans) > MAX_SPANS:
         spans = [(spans[0][0], spans[-1][1])]
     return spans

@@ -74,6 +74,31 @@ def merge_pairs(pairs: Iterable[Pair]) -> list[Pair]:
     return out
 
 
+def merge_widened(pairs: Iterable[Pair], earlier: Any, later: Any) -> list[Pair]:
+    """:func:`merge_pairs` of each ``(start - earlier, end + later)`` (``earlier`` and
+    ``later`` not negative), widened only once merged: two pairs join when the gap between
+    them is at most ``earlier + later``. The engine widens every busy block of a person by
+    the new booking's buffers; most join another, and are then never widened themselves."""
+    ordered = sorted(pairs)
+    if not ordered:
+        return []
+    gap = earlier + later
+    out: list[Pair] = []
+    cur_start, cur_end = ordered[0]
+    reach = cur_end + gap
+    for start, end in ordered:
+        if start <= reach:
+            if end > cur_end:
+                cur_end = end
+                reach = end + gap
+        else:
+            out.append((cur_start - earlier, cur_end + later))
+            cur_start, cur_end = start, end
+            reach = end + gap
+    out.append((cur_start - earlier, cur_end + later))
+    return out
+
+
 def subtract_pairs(base: Sequence[Pair], remove: Sequence[Pair]) -> list[Pair]:
     """``base`` minus ``remove``; both must already be merged (sorted, disjoint)."""
     out: list[Pair] = []

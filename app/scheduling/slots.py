@@ -25,6 +25,7 @@ from app.scheduling.intervals import (
     Pair,
     intersect_pairs,
     merge_pairs,
+    merge_widened,
     subtract_pairs,
 )
 from app.scheduling.rules import (
@@ -207,9 +208,7 @@ def _free_pairs(
         busy = [*busy, *((b.start, b.end) for b in person.busy)]
     # A new booking at s occupies [s - before, s + duration + after); it clashes with a busy
     # block [bs, be) exactly when [s, s + duration) meets [bs - after, be + before).
-    if before or after:
-        busy = [(bs - after, be + before) for bs, be in busy]
-    return subtract_pairs(free, merge_pairs(busy))
+    return subtract_pairs(free, merge_widened(busy, after, before))
 
 
 def _full_days(person: Person, limit: int) -> list[Pair]:

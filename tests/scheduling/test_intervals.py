@@ -18,6 +18,8 @@ from app.scheduling.intervals import (
     covers,
     intersect,
     merge,
+    merge_pairs,
+    merge_widened,
     overlaps_any,
     subtract,
 )
@@ -69,6 +71,17 @@ def test_merge_is_the_canonical_union(xs: list[Interval]) -> None:
     result = merge(xs)
     assert result == canonical(minutes_of(xs))
     assert all(i.start.tzinfo is UTC and i.end.tzinfo is UTC for i in result)
+
+
+@given(interval_lists, st.integers(0, 30), st.integers(0, 30))
+def test_merge_widened_is_the_union_of_the_widened_pairs(
+    xs: list[Interval], earlier: int, later: int
+) -> None:
+    pairs = [(i.start, i.end) for i in xs]
+    before, after = timedelta(minutes=earlier), timedelta(minutes=later)
+    widened = [(s - before, e + after) for s, e in pairs]
+    assert merge_widened(pairs, before, after) == merge_pairs(widened)
+    assert merge_widened(pairs, timedelta(0), timedelta(0)) == merge_pairs(pairs)
 
 
 @given(interval_lists, interval_lists)
