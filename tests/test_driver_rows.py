@@ -65,7 +65,7 @@ def test_values_sqlalchemy_converts_or_expands_still_go_through_it(app, factory)
         assert _positional(CONVERTED, dialect) is None
         assert driver_rows(EXPANDED, {"ids": [ids[0], ids[2]]}) == [(ids[0],), (ids[2],)]
         later = datetime.now(UTC) + timedelta(minutes=1)
-        assert sorted(driver_rows(CONVERTED, {"before": later})) >= [(i,) for i in ids]
+        assert {row[0] for row in driver_rows(CONVERTED, {"before": later})} >= set(ids)
         assert driver_rows(CONVERTED, {"before": datetime(2000, 1, 1, tzinfo=UTC)}) == []
 
 
