@@ -4,7 +4,7 @@ what the document says). Instants are ISO 8601 with the offset of the zone asked
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -53,6 +53,26 @@ def booking_type_json(kind: BookingType) -> dict:
     )
 
 
+# A local day as UTC instants: where its midnight falls, and the day after it.
+_MIDNIGHT = time(0)
+_ONE_DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _is_steady(start: datetime, offset: timedelta, zone: ZoneInfo) -> bool:
+    """Whether ``zone`` is ``offset`` ahead of UTC from ``start`` for a whole day.
+
+    True when the offset at the day's first and last instant is ``offset`` and so is that of
+    some instant inside (the caller's): a single change in the day would make them disagree,
+    and no zone changes its offset twice within 48 hours (``tests/api/test_slots_json.py``
+    checks every zone of the tz database)."""
+    return (
+        start.astimezone(zone).utcoffset() == offset
+        and (start + _ONE_DAY - _TICK).astimezone(zone).utcoffset() == offset
+    )
+
+
 def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
     """The availability answer as JSON text, the bytes ``jsonify`` would write for
     ``{"slots": [{"end", "people", "start"}, ...]}`` (keys sorted, compact).
@@ -61,28 +81,45 @@ def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
     people's ids, so nothing in it needs escaping, and building a dict per slot, checking the
     list against ``SlotList`` and encoding it cost more than finding the slots at small
     sizes. ``tests/api/test_slots_json.py`` holds it to ``SlotList`` and ``jsonify``; every
-    API test checks the answers it gets against the OpenAPI document. An instant's text is
-    joined from its local date's, time of day's and offset's, each written once: ``isoformat``
-    of an aware datetime costs more than looking the three up. Instants themselves are not
-    remembered (one slot's end is often another's start): hashing an aware datetime cost
-    more than it saved (365 against 293 us for 163 slots, measured inside the request)."""
-    days: dict[date, str] = {}
-    clocks: dict[time, str] = {}
-    offsets: dict[timedelta | None, str] = {}
+    API test checks the answers it gets against the OpenAPI document.
+
+    Instants are written without converting each to local time. The local day last written
+    is kept as UTC instants ``[day_start, day_end)`` with its date's and offset's text, once
+    its offset is known to hold all day (:func:`_is_steady`); an instant inside it is then
+    ``day_start`` plus a time of day, written once per answer. Slots come in order, so that
+    is a comparison and a subtraction per instant instead of ``astimezone`` and
+    ``isoformat``: 159 against 238 us for the 163 slots of 3 agents over 8 weeks. An
+    instant on a day the clocks change is written in full."""
+    day_start = day_end = _NEVER
+    day_text = offset_text = ""
+    clocks: dict[timedelta, str] = {}  # a time of day's text by its distance from midnight
+    offsets: dict[timedelta, str] = {}
+
+    def clock(since: timedelta) -> str:
+        text = clocks[since] = (datetime.min + since).time().isoformat()
+        return text
 
     def text(instant: datetime) -> str:
-        local = instant.astimezone(zone)
-        day, clock, offset = local.date(), local.time(), local.utcoffset()
-        day_text = days.get(day)
-        if day_text is None:
-            day_text = days[day] = day.isoformat()
-        clock_text = clocks.get(clock)
-        if clock_text is None:
-            clock_text = clocks[clock] = clock.isoformat()
-        offset_text = offsets.get(offset)
-        if offset_text is None:  # what isoformat writes after the date and the time
-            offset_text = offsets[offset] = local.isoformat()[len(day_text) + 1 + len(clock_text) :]
-        return f"{day_text}T{clock_text}{offset_text}"
+        """An instant's text; outside the day kept, its own day is kept instead if steady."""
+        nonlocal day_start, day_end, day_text, offset_text
+        if not day_start <= instant < day_end:
+            local = instant.astimezone(zone)
+            offset = local.utcoffset()
+            day = local.date()
+            try:
+                start = datetime.combine(day, _MIDNIGHT, UTC) - offset
+                steady = _is_steady(start, offset, zone)
+            except OverflowError:  # the first or last day a datetime can hold
+                steady = False
+            if not steady:
+                return local.isoformat()
+            day_start, day_end, day_text = start, start + _ONE_DAY, day.isoformat()
+            offset_text = offsets.get(offset)
+            if offset_text is None:  # what isoformat writes after the date and the time
+                written = len(day_text) + 1 + len(local.time().isoformat())
+                offset_text = offsets[offset] = local.isoformat()[written:]
+        since = instant - day_start
+        return f"{day_text}T{clocks.get(since) or clock(since)}{offset_text}"
 
     lists: dict[tuple[int, ...], str] = {}
     parts = []
@@ -91,7 +128,13 @@ def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
         people_text = lists.get(people)
         if people_text is None:
             people_text = lists[people] = ",".join(map(str, people))
-        add(f'{{"end":"{text(end)}","people":[{people_text}],"start":"{text(start)}"}}')
+        if day_start <= start <= end < day_end:  # the usual case: text() inlined, twice
+            a, b = start - day_start, end - day_start
+            start_text = f"{day_text}T{clocks.get(a) or clock(a)}{offset_text}"
+            end_text = f"{day_text}T{clocks.get(b) or clock(b)}{offset_text}"
+        else:
+            start_text, end_text = text(start), text(end)
+        add(f'{{"end":"{end_text}","people":[{people_text}],"start":"{start_text}"}}')
     return '{"slots":[' + ",".join(parts) + "]}\n"
 
 
