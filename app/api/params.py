@@ -20,6 +20,8 @@ from sqlalchemy import bindparam, select
 
 from app.accounts.models import Group, Role, User
 from app.api.errors import ApiError
+from app.bookings import availability
+from app.bookings.availability import OfferRules
 from app.bookings.models import BookingType
 from app.database import MAX_ID
 from app.extensions import db
@@ -162,6 +164,16 @@ def booking_type(slug: object) -> BookingType:
     if kind is None:
         raise bad("unknown_booking_type", f"No bookable booking type {slug!r}.")
     return kind
+
+
+def offer_rules(slug: object) -> OfferRules:
+    """:func:`booking_type` as the rules finding slots reads (one row, no ORM object)."""
+    if not isinstance(slug, str):
+        raise bad("unknown_booking_type", "booking_type must be a booking type's slug.")
+    rules = availability.offer_rules(slug)
+    if rules is None:
+        raise bad("unknown_booking_type", f"No bookable booking type {slug!r}.")
+    return rules
 
 
 def staff_people(ids: list[int], field: str = "people") -> list[User]:

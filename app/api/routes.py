@@ -110,7 +110,7 @@ def availability():
     schemas.AvailabilityQuery.parse()  # each of booking_type, start, end, tz is required
     args = request.args
     zone = params.zone(args["tz"])
-    kind = params.booking_type(args["booking_type"])
+    kind = params.offer_rules(args["booking_type"])
     start, end = params.time_range(args, zone)
     learner = params.learner(args.get("learner"))
     people = None

@@ -4,6 +4,7 @@ people as ``candidate_people`` (users, used by booking) for every source of B6."
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from app.accounts.models import PLANNING_GROUP_SLUG, Group, LearnerProfile, User
 from app.bookings import availability
@@ -78,3 +79,36 @@ def test_every_source_names_the_same_people(app, factory):
         same(assigned_kind.id, learner.id, [])
         _deactivate(team.id)
         same(default_kind.id, learner.id, [])
+
+
+@pytest.mark.parametrize("weekends", [True, False, None])
+def test_offer_rules_are_the_booking_types_own(app, factory, weekends):
+    """``offer_rules`` (the API's availability reads it instead of the ORM object) carries
+    each value the type holds, a boolean as a boolean, and finds only active types."""
+    set_kind = factory.booking_type(
+        slug="set",
+        availability_source=AvailabilitySource.ASSIGNED_AGENT,
+        duration_minutes=45,
+        slot_interval_minutes=15,
+        buffer_before_minutes=5,
+        buffer_after_minutes=10,
+        max_per_day=3,
+        minimum_notice_minutes=120,
+        earliest_day_public=2,
+        earliest_day_staff=1,
+        disabled_window_minutes=30,
+        horizon_days=90,
+        weekends_enabled=weekends,
+    )
+    factory.booking_type(slug="unset")
+    factory.booking_type(slug="retired", active=False)
+    with app.app_context():
+        for slug in ("set", "unset"):
+            kind = db.session.scalars(select(BookingType).where(BookingType.slug == slug)).one()
+            rules = availability.offer_rules(slug)
+            assert rules == tuple(getattr(kind, name) for name in rules._fields)
+            assert rules.duration == kind.duration
+        assert availability.offer_rules("set").weekends_enabled is weekends
+        assert availability.offer_rules("set").id == set_kind.id
+        assert availability.offer_rules("retired") is None
+        assert availability.offer_rules("nothing") is None
