@@ -27,6 +27,8 @@ TimeRange = tuple[time, time]
 """Local wall-clock ``(start, end)`` within one day, ``start < end``."""
 
 _ONE_DAY = timedelta(days=1)
+_WEEKEND = timedelta(days=2)
+_ONE_WEEK = timedelta(days=7)
 _MIDNIGHT = time(0, 0)
 
 # Resolving a wall-clock time is the costly step of expanding working hours (two zone
@@ -70,15 +72,14 @@ class WorkingHours:
         return self.weekly.get(day.weekday(), ())
 
 
-def _local_dates(zone: ZoneInfo, start: datetime, end: datetime) -> list[date]:
-    """Every local date whose day may touch ``[start, end)``, with one spare day before.
+def _local_dates_bounds(zone: ZoneInfo, start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last local date whose day may touch ``[start, end)``, with one spare
+    day before.
 
     The spare day covers zones that fall back *at* midnight, where the repeated hour belongs to
     the previous date; anything outside ``[start, end)`` is clipped away later.
     """
-    first = start.astimezone(zone).date() - _ONE_DAY
-    last = end.astimezone(zone).date()
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return start.astimezone(zone).date() - _ONE_DAY, end.astimezone(zone).date()
 
 
 def shift_ranges(hours: WorkingHours, start: datetime, end: datetime) -> list[Pair]:
@@ -90,8 +91,7 @@ def shift_ranges(hours: WorkingHours, start: datetime, end: datetime) -> list[Pa
     first occurrence; a range that collapses to nothing (both ends in one gap) is dropped.
     """
     zone = hours.zone
-    first = start.astimezone(zone).date() - _ONE_DAY  # spare day: see _local_dates
-    last = end.astimezone(zone).date()
+    first, last = _local_dates_bounds(zone, start, end)
     overrides = hours.overrides
     if overrides:
         relevant = tuple(sorted((d, r) for d, r in overrides.items() if first <= d <= last))
@@ -197,13 +197,17 @@ def window_pairs(
     open_ = [(lo, hi)]
     if window.weekends:
         return open_
+    # Each weekend from Saturday's midnight to Monday's, from the one on or before the first
+    # local date that may touch [lo, hi) (see _local_dates_bounds); weekends are disjoint and come
+    # in order, so they need no merging. Two lookups a week, not two per weekend day.
+    first, last = _local_dates_bounds(zone, lo, hi)
+    saturday = first - timedelta(days=(first.weekday() - 5) % 7)
     weekend: list[Pair] = []
-    for day in _local_dates(zone, lo, hi):
-        if day.weekday() >= 5:
-            weekend.append(
-                (_resolve(day, _MIDNIGHT, zone), _resolve(day + _ONE_DAY, _MIDNIGHT, zone))
-            )
-    return subtract_pairs(open_, merge_pairs(weekend))
+    while saturday <= last:
+        monday = saturday + _WEEKEND
+        weekend.append((_resolve(saturday, _MIDNIGHT, zone), _resolve(monday, _MIDNIGHT, zone)))
+        saturday += _ONE_WEEK
+    return subtract_pairs(open_, weekend)
 
 
 def window_intervals(
