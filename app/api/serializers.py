@@ -88,7 +88,7 @@ def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
     its offset is known to hold all day (:func:`_is_steady`); an instant inside it is then
     ``day_start`` plus a time of day, written once per answer. Slots come in order, so that
     is a comparison and a subtraction per instant instead of ``astimezone`` and
-    ``isoformat``: 159 against 238 us for the 163 slots of 3 agents over 8 weeks. An
+    ``isoformat``: 163 against 245 us for the 163 slots of 3 agents over 8 weeks. An
     instant on a day the clocks change is written in full."""
     day_start = day_end = _NEVER
     day_text = offset_text = ""
@@ -130,11 +130,14 @@ def slots_json(slots: Sequence[Slot], zone: ZoneInfo) -> str:
             people_text = lists[people] = ",".join(map(str, people))
         if day_start <= start <= end < day_end:  # the usual case: text() inlined, twice
             a, b = start - day_start, end - day_start
-            start_text = f"{day_text}T{clocks.get(a) or clock(a)}{offset_text}"
-            end_text = f"{day_text}T{clocks.get(b) or clock(b)}{offset_text}"
+            a_text, b_text = clocks.get(a) or clock(a), clocks.get(b) or clock(b)
+            add(
+                f'{{"end":"{day_text}T{b_text}{offset_text}","people":[{people_text}],'
+                f'"start":"{day_text}T{a_text}{offset_text}"}}'
+            )
         else:
-            start_text, end_text = text(start), text(end)
-        add(f'{{"end":"{end_text}","people":[{people_text}],"start":"{start_text}"}}')
+            start_text = text(start)
+            add(f'{{"end":"{text(end)}","people":[{people_text}],"start":"{start_text}"}}')
     return '{"slots":[' + ",".join(parts) + "]}\n"
 
 
