@@ -205,7 +205,9 @@ _ASSIGNED = (
 
 def _candidate_rows(statement: Select, values: dict) -> list[Candidate]:
     db.session.flush()  # members changed in this transaction count (as the ORM's autoflush)
-    return [Candidate(*row) for row in db.session.connection().execute(statement, values)]
+    # The driver's rows (SQLite gives a boolean as 0 or 1): no SQLAlchemy Row each.
+    rows = driver_rows(statement, values)
+    return [Candidate(person, zone, bool(active)) for person, zone, active in rows]
 
 
 def _assigned_candidate(learner: User | None) -> list[Candidate]:

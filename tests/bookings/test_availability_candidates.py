@@ -19,7 +19,9 @@ def _both(kind_id: int, learner_id: int | None) -> tuple[list, list]:
     db.session.expire_all()  # members as a request reads them, in the group's order
     kind = db.session.get(BookingType, kind_id)
     learner = db.session.get(User, learner_id) if learner_id else None
-    rows = [(r.id, r.timezone, r.active) for r in availability.candidates(kind, learner)]
+    found = availability.candidates(kind, learner)
+    assert all(type(r.active) is bool for r in found)  # not SQLite's 0 or 1
+    rows = [(r.id, r.timezone, r.active) for r in found]
     users = [(u.id, u.timezone, u.active) for u in availability.candidate_people(kind, learner)]
     db.session.rollback()  # a read transaction: the next change opens a writer
     return rows, users
