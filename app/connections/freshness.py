@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 
 from app.admin.settings import get_setting
 from app.connections.models import Connection, LinkedCalendar
-from app.database import utcnow
+from app.database import BulkReader, driver_rows, utcnow
 from app.extensions import db
 from app.sql_values import id_list, member
 
@@ -29,12 +29,13 @@ def sync_interval() -> timedelta:
 @cache
 def _calendars(dialect: str) -> Select:
     """Built once per database (a statement object keeps its cache key; availability runs
-    this per request), the ids bound as one value (:mod:`app.sql_values`)."""
+    this per request), the ids bound as one value (:mod:`app.sql_values`), the instant as
+    text (:class:`BulkReader`), so its rows are the driver's own (:func:`driver_rows`)."""
     return (
         select(
             LinkedCalendar.person_id,
             LinkedCalendar.name,
-            LinkedCalendar.last_synced_at,
+            BulkReader(dialect).instant(LinkedCalendar.last_synced_at),
             Connection.needs_relink,
         )
         .join(Connection, Connection.id == LinkedCalendar.connection_id)
@@ -56,13 +57,13 @@ def stale_people(
         return {}
     now = now or utcnow()
     limit = now - STALE_AFTER_INTERVALS * (interval if interval is not None else sync_interval())
-    connection = db.session.connection()
-    dialect = connection.dialect.name
-    rows = connection.execute(_calendars(dialect), {"ids": id_list(dialect, ids)})
+    dialect = db.session.connection().dialect.name
+    rows = driver_rows(_calendars(dialect), {"ids": id_list(dialect, ids)})
     reasons: dict[int, str] = {}
-    for person_id, name, synced_at, needs_relink in rows:
+    for person_id, name, synced_text, needs_relink in rows:
         if person_id in reasons:
             continue
+        synced_at = None if synced_text is None else datetime.fromisoformat(synced_text)
         label = f"calendar “{name}”" if name else "linked calendar"
         if needs_relink:
             reasons[person_id] = f"Their {label} needs to be linked again."
