@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from app.accounts.models import ApiToken, Permission, Role, User, role_permissions
 from app.accounts.permissions import BUILTIN_ROLES, OWNER_LOCKED, PERMISSION_LABELS, Perm
-from app.database import utcnow
+from app.database import BulkReader, driver_rows, utcnow
 from app.extensions import db
 from app.security import hash_token, new_token
 
@@ -129,28 +130,40 @@ class TokenHolder:
         return permission in self.permissions
 
 
-# Built once: a statement object keeps its cache key, so a request only binds the hash.
-_LIVE_TOKEN = (
-    select(ApiToken.id, ApiToken.last_used_at, User.id, Role.is_staff, Permission.code)
-    .join(User, User.id == ApiToken.user_id)
-    .join(Role, Role.id == User.role_id)
-    .outerjoin(role_permissions, role_permissions.c.role_id == Role.id)
-    .outerjoin(Permission, Permission.id == role_permissions.c.permission_id)
-    .where(
-        ApiToken.token_hash == bindparam("hash"),
-        ApiToken.revoked_at.is_(None),
-        User.active.is_(True),
+@cache
+def _live_token(dialect: str) -> Select:
+    """Built once per database (a statement object keeps its cache key, so a request only
+    binds the hash), the last use as text (:class:`BulkReader`): every API request runs it,
+    and its rows are then the driver's own (:func:`driver_rows`)."""
+    return (
+        select(
+            ApiToken.id,
+            BulkReader(dialect).instant(ApiToken.last_used_at),
+            User.id,
+            Role.is_staff,
+            Permission.code,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .join(Role, Role.id == User.role_id)
+        .outerjoin(role_permissions, role_permissions.c.role_id == Role.id)
+        .outerjoin(Permission, Permission.id == role_permissions.c.permission_id)
+        .where(
+            ApiToken.token_hash == bindparam("hash"),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
     )
-)
 
 
 def api_token(token: str) -> TokenHolder | None:
     """Who a plaintext token speaks for, if it is live (not revoked, its user active), in one
     statement: the token, its user's role and the role's permission codes (a row each)."""
-    rows = db.session.connection().execute(_LIVE_TOKEN, {"hash": hash_token(token)}).all()
+    statement = _live_token(db.session.connection().dialect.name)
+    rows = driver_rows(statement, {"hash": hash_token(token)})
     if not rows:
         return None
-    token_id, last_used_at, user_id, is_staff, _ = rows[0]
+    token_id, used_text, user_id, is_staff, _ = rows[0]
+    last_used_at = None if used_text is None else datetime.fromisoformat(used_text)
     codes = frozenset(row[4] for row in rows if row[4] is not None)
     return TokenHolder(token_id, last_used_at, user_id, bool(is_staff), codes)
 
