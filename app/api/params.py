@@ -21,7 +21,6 @@ from sqlalchemy import bindparam, select
 from app.accounts.models import Group, Role, User
 from app.api.errors import ApiError
 from app.bookings import availability
-from app.bookings.availability import OfferRules
 from app.bookings.models import BookingType
 from app.database import MAX_ID
 from app.extensions import db
@@ -166,7 +165,7 @@ def booking_type(slug: object) -> BookingType:
     return kind
 
 
-def offer_rules(slug: object) -> OfferRules:
+def offer_rules(slug: object) -> availability.OfferRules:
     """:func:`booking_type` as the rules finding slots reads (one row, no ORM object)."""
     if not isinstance(slug, str):
         raise bad("unknown_booking_type", "booking_type must be a booking type's slug.")
