@@ -29,10 +29,11 @@ round starts with the next variant, so that each follows every other as often):
   client's encoding and Werkzeug's parsing of it (~70 us) weigh on both sides: with a
   shorter URL they counted as the endpoint's own work;
 - **old**: the endpoint with the availability path as it was before issue [14]: the copy of
-  the old ``load_context`` (``bench/legacy_availability.py``), the people as ORM users
-  (``candidate_people``) and the garbage collector left running (``--old-loader-only`` swaps
-  the loader alone); checked to answer the same slots. The rest of the request (token,
-  booking type, settings, JSON) is today's in both.
+  the old ``load_context`` (``bench/legacy_availability.py``), the booking type as the ORM
+  object (``params.booking_type``) and the people as ORM users (``candidate_people``), and
+  the garbage collector left running (``--old-loader-only`` swaps the loader alone); checked
+  to answer the same slots. The rest of the request (token, settings, JSON) is today's in
+  both.
 
 Prints endpoint ÷ bare and old ÷ endpoint per size, and the SQL statements per request.
 """
@@ -63,6 +64,7 @@ from app.accounts import hours
 from app.accounts.models import Group
 from app.accounts.service import create_api_token, create_user, ensure_roles
 from app.admin.settings import set_setting
+from app.api import params
 from app.bookings import availability
 from app.bookings.models import AvailabilitySource, Booking, BookingType, Hold
 from app.config import TestConfig
@@ -253,12 +255,14 @@ def main() -> None:
         """A request with the availability path as it was before [14]."""
         availability.load_context = legacy_load_context
         if not args.old_loader_only:
+            params.offer_rules = params.booking_type
             availability.candidates = availability.candidate_people
             availability.collector_paused = contextlib.nullcontext
         try:
             return answered(size, weeks)
         finally:
             availability.load_context = current_load_context
+            params.offer_rules = current_offer_rules
             availability.candidates = current_candidates
             availability.collector_paused = current_pause
 
@@ -279,6 +283,7 @@ def main() -> None:
         return slots, seen
 
     current_load_context = availability.load_context
+    current_offer_rules = params.offer_rules
     current_candidates = availability.candidates
     current_pause = availability.collector_paused
     endpoint(3, 1)  # records the token's first use, which a steady state does not repeat
