@@ -94,9 +94,9 @@ _EPOCH = datetime(2029, 1, 1, tzinfo=UTC)
 
 @st.composite
 def slot_lists(draw) -> list[Slot]:
-    """Sorted slots over two years on a minute grid (or with seconds and microseconds),
+    """Sorted slots over two years on a minute grid (some 1,250 microseconds off it),
     lasting up to two days, so that some cross local midnight and some a clock change;
-    some instants carry another zone than UTC (the same instant, written the same)."""
+    some starts carry another zone than UTC (the same instant, written the same)."""
     starts = sorted(
         draw(st.lists(st.integers(0, 2 * 366 * 24 * 60), min_size=1, max_size=40, unique=True))
     )
