@@ -6,11 +6,16 @@ truncation, random bytes). Each call gets a budget of 0.5 s and 500 instances pe
 the tests check the outcome stays inside those limits and that every hostile ingredient is
 reported in a warning, both from ``busy_from_ical`` and through the ICS provider's HTTP path.
 Time is bounded by the budget in the code, not asserted here.
+
+The slowest generated calendars take ~0.2 s on an idle machine, so on a loaded one a call can
+run out of its budget. That answer is warned about and still checked for bounds, but it drops
+whatever was not read in time, so the warnings and the ordinary event are then checked on a
+second read with a minute's room (``ROOM``), which must not run out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +30,7 @@ from tests.connections.ics_server import FeedServer
 
 CAP = 500
 BUDGET = 0.5
+ROOM = 60.0
 WINDOW = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
 OUT_OF_TIME = "Reading the calendar took longer than"
 ANCHOR = ["UID:anchor", "DTSTART:20260310T100000Z", "DTEND:20260310T110000Z"]
@@ -35,6 +41,7 @@ SETTINGS = ProviderSettings(
     max_instances_per_event=CAP,
     max_expand_seconds=BUDGET,
 )
+ROOMY_SETTINGS = replace(SETTINGS, max_expand_seconds=ROOM)
 
 
 @dataclass
@@ -228,9 +235,12 @@ def check_bounded(changes) -> None:
             assert block.title is None or len(block.title) <= 300
 
 
+def ran_out_of_time(warnings: list[str]) -> bool:
+    return any(OUT_OF_TIME in w for w in warnings)
+
+
 def check_warned(hostile: Hostile, warnings: list[str]) -> None:
-    if any(OUT_OF_TIME in w for w in warnings):
-        return  # a slow machine ran out of budget first: that is the visible warning then
+    assert not ran_out_of_time(warnings), warnings
     for expected in hostile.expected:
         assert any(expected in w for w in warnings), (expected, warnings)
 
@@ -249,6 +259,8 @@ def test_hostile_calendars_are_read_within_limits_and_warned_about(hostile):
 
     assert result.readable == hostile.readable
     check_bounded(result.changes)
+    if ran_out_of_time(result.warnings):  # a loaded machine: read again with room
+        result = busy_from_ical(hostile.text, *WINDOW, max_instances=CAP, max_seconds=ROOM)
     check_warned(hostile, result.warnings)
     check_anchor(hostile, result.changes)
     assert len(result.warnings) <= 21
@@ -395,6 +407,8 @@ def test_hostile_feeds_through_the_provider(feed_server, person, hostile):
 
     assert hostile.readable
     check_bounded(result.changes)
+    if ran_out_of_time(result.warnings):  # a loaded machine: read again with room
+        result = IcsProvider(connection, None, ROOMY_SETTINGS).read_busy(calendar, *WINDOW, None)
     check_warned(hostile, result.warnings)
     check_anchor(hostile, result.changes)
     assert result.full == (result.cursor is not None)
